@@ -1,0 +1,221 @@
+"""One daily-partitioned asset per configured table.
+
+Tables that share a partitions definition (start date and time zone) are defined together, as one
+subsettable multi-asset: a run for several tables, or for a range of days, is one step in one process
+that exports table-days concurrently (COPYs bounded by the resource), instead of one Python process per
+table or one run per day. Each table-day is recorded as its own materialization, with its own numbers,
+as soon as it is verified — so when some days of a range fail, the others stay materialized and the
+failed ones are exactly what "failed and missing" re-runs.
+"""
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import date
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    AssetsDefinition,
+    AssetSpec,
+    BackfillPolicy,
+    DailyPartitionsDefinition,
+    Failure,
+    MetadataValue,
+    multi_asset,
+)
+
+from .config import ExportSpec
+from .errors import ExportError, VerificationError
+from .export import DayExport
+from .redaction import redact
+from .resource import CrateDBExportResource
+
+GROUP = "cratedb_exports"
+POOL = "cratedb"
+CHECK = "matches_source"
+DAYS_PER_RUN_ENV = "CRATEDB_EXPORT_DAYS_PER_RUN"
+
+
+def partitions_for(spec: ExportSpec) -> DailyPartitionsDefinition:
+    return DailyPartitionsDefinition(start_date=spec.start_date.isoformat(), timezone=spec.timezone)
+
+
+def build_export_assets(specs: Sequence[ExportSpec]) -> list[AssetsDefinition]:
+    """One multi-asset per distinct (start date, time zone); usually exactly one."""
+    groups: dict[tuple[date, str], list[ExportSpec]] = defaultdict(list)
+    for spec in specs:
+        groups[(spec.start_date, spec.timezone)].append(spec)
+    single = len(groups) == 1
+    return [
+        _export_assets(members, "export_tables" if single else _op_name(start, tz))
+        for (start, tz), members in groups.items()
+    ]
+
+
+def _op_name(start: date, timezone: str) -> str:
+    slug = "".join(c if c.isalnum() else "_" for c in timezone.lower())
+    return f"export_tables_from_{start.strftime('%Y%m%d')}_{slug}"
+
+
+def _backfill_policy() -> BackfillPolicy:
+    days = os.environ.get(DAYS_PER_RUN_ENV)
+    if days:
+        return BackfillPolicy.multi_run(max_partitions_per_run=int(days))
+    return BackfillPolicy.single_run()
+
+
+def _asset_spec(spec: ExportSpec) -> AssetSpec:
+    layout = spec.directory.format(
+        target=spec.target,
+        date="YYYY-MM-DD",
+        year="YYYY",
+        month="MM",
+        day="DD",
+        schema=spec.schema_name,
+        table=spec.table_name,
+    )
+    return AssetSpec(
+        key=AssetKey(spec.asset_path),
+        description=spec.description
+        or f"Each day's rows of CrateDB table {spec.table} (by {spec.timestamp_column}), exported with "
+        f"COPY TO into s3://{layout}",
+        group_name=GROUP,
+        kinds={"cratedb", "s3"},
+        skippable=True,
+        metadata={
+            "table": spec.table,
+            "timestamp_column": spec.timestamp_column,
+            "directory": f"s3://{layout}",
+            "compression": spec.compression or "none",
+            "verification": spec.verify,
+        },
+    )
+
+
+def _export_assets(specs: list[ExportSpec], name: str) -> AssetsDefinition:
+    by_key = {AssetKey(s.asset_path): s for s in specs}
+
+    @multi_asset(
+        name=name,
+        specs=[_asset_spec(s) for s in specs],
+        check_specs=[
+            AssetCheckSpec(
+                CHECK,
+                asset=key,
+                description="The day's exported rows equal the source's rows for that day (COPY rowcount, "
+                "source count and rows read back)",
+            )
+            for key in by_key
+        ],
+        partitions_def=partitions_for(specs[0]),
+        backfill_policy=_backfill_policy(),
+        can_subset=True,
+        pool=POOL,
+    )
+    def export_tables(context: AssetExecutionContext, cratedb: CrateDBExportResource) -> Iterator:
+        selected = [by_key[k] for k in sorted(context.selected_asset_keys, key=str) if k in by_key]
+        days = [date.fromisoformat(k) for k in context.partition_keys]
+        yield from _run_exports(context, cratedb, selected, days)
+
+    return export_tables
+
+
+def _run_exports(
+    context: AssetExecutionContext,
+    cratedb: CrateDBExportResource,
+    specs: list[ExportSpec],
+    days: list[date],
+) -> Iterator[AssetMaterialization]:
+    total = len(specs) * len(days)
+    context.log.info(
+        f"exporting {len(days)} day(s) of {len(specs)} table(s): {total} COPY statement(s), at most "
+        f"{cratedb.copy_slots} in flight"
+    )
+    failures: list[str] = []
+    done, last_report = 0, time.monotonic()
+    # Clearing and verifying run beside other days' COPYs; the resource bounds the COPYs themselves.
+    workers = max(2, cratedb.copy_slots * 2)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
+        futures = {
+            pool.submit(cratedb.export_day, spec, day, context.log.warning): (spec, day)
+            for day in days
+            for spec in specs
+        }
+        for future in as_completed(futures):
+            spec, day = futures[future]
+            key = AssetKey(spec.asset_path)
+            error = _error_of(future)
+            done += 1
+            if error is None:
+                result: DayExport = future.result()
+                context.log_event(_check_evaluation(key, day, result.verified_counts, passed=True))
+                yield AssetMaterialization(
+                    asset_key=key, partition=day.isoformat(), metadata=_metadata(result)
+                )
+            else:
+                failures.append(f"{spec.table} {day.isoformat()}: {error}")
+                context.log.error(f"{spec.table} {day.isoformat()} failed: {error}")
+                if isinstance(error, VerificationError):
+                    context.log_event(_check_evaluation(key, day, {"error": str(error)}, passed=False))
+            if done == total or time.monotonic() - last_report > 5:
+                last_report = time.monotonic()
+                context.log.info(f"progress: {done}/{total} table-days done, {len(failures)} failed")
+    if failures:
+        shown = "\n".join(sorted(failures)[:50])
+        more = f"\n… and {len(failures) - 50} more" if len(failures) > 50 else ""
+        raise Failure(
+            description=f"{len(failures)} of {total} table-day export(s) failed; the others are materialized "
+            f"and complete. Re-run the failed partitions (backfill 'failed and missing'):\n{shown}{more}",
+            metadata={"failed": MetadataValue.json(sorted(failures)[:200])},
+            allow_retries=False,
+        )
+
+
+def _error_of(future) -> ExportError | None:
+    """The day's error, redacted; an unexpected exception is wrapped so its text is redacted too."""
+    exc = future.exception()
+    if exc is None:
+        return None
+    if isinstance(exc, ExportError):
+        return exc
+    return ExportError(f"unexpected {type(exc).__name__}: {redact(exc)}")
+
+
+def _check_evaluation(key: AssetKey, day: date, numbers: dict, *, passed: bool) -> AssetCheckEvaluation:
+    metadata = {"day": day.isoformat(), **{k: v for k, v in numbers.items() if v is not None}}
+    return AssetCheckEvaluation(
+        asset_key=key,
+        check_name=CHECK,
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        metadata=metadata,
+        description=None if passed else f"export of {day.isoformat()} does not match the source",
+    )
+
+
+def _metadata(result: DayExport) -> dict:
+    rows = result.copy_rowcount
+    return {
+        "dagster/row_count": MetadataValue.int(rows),
+        "rows_exported": MetadataValue.int(rows),
+        "source_rows": MetadataValue.int(result.source_rows),
+        "rows_read_back": MetadataValue.int(result.exported_rows)
+        if result.exported_rows is not None
+        else MetadataValue.text("not read back (verify: count)"),
+        "day": MetadataValue.text(result.window.day.isoformat()),
+        "window": MetadataValue.text(f"[{result.window.start.isoformat()}, {result.window.end.isoformat()})"),
+        "target": MetadataValue.text(result.display_uri),
+        "statement": MetadataValue.md(f"```sql\n{result.statement}\n```"),
+        "files": MetadataValue.int(len(result.files)),
+        "bytes": MetadataValue.int(result.total_bytes),
+        "duration_s": MetadataValue.float(round(sum(result.timings.values()), 3)),
+        "copy_duration_s": MetadataValue.float(result.timings.get("copy", 0.0)),
+        "removed_before": MetadataValue.int(result.removed_before),
+    }

@@ -1,0 +1,259 @@
+"""Export configuration: which tables to export, and where each day's files go.
+
+Read from YAML (`exports.yaml`, or the file named by CRATEDB_EXPORT_CONFIG) or given as Python dicts, like
+the tutorial's `TABLES`. Everything is validated when the code location loads, so a bad entry stops the
+load with a message naming the file, the entry and the field, before anything runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .identifiers import check_column, check_ident
+from .target import DEFAULT_DIRECTORY, DayDirectory, render_directory, template_fields
+
+CONFIG_ENV_VAR = "CRATEDB_EXPORT_CONFIG"
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "exports.yaml"
+DEFAULT_START_DATE = date(2021, 11, 11)  # the tutorial's first day
+# Days used to check directory templates: they differ in every date field, so templates that drop a
+# field, or two exports that would share a directory, show up.
+_PROBE_DAYS = (date(2021, 11, 11), date(2024, 2, 29), date(2025, 12, 31))
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the source, the entry and the field."""
+
+
+class ExportSpec(BaseModel):
+    """One table to export daily: what to read, which column decides the day, where the files go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    table: str = Field(description="Schema-qualified table, e.g. doc.metrics")
+    timestamp_column: str = Field(description="Column whose value decides which day a row belongs to")
+    target: str = Field(description="Bucket and path, e.g. crate-astro-tutorial/metrics")
+    start_date: date = Field(DEFAULT_START_DATE, description="First day (partition) to export")
+    columns: tuple[str, ...] | None = Field(None, description="Columns to export; all when omitted")
+    compression: Literal["gzip"] | None = None
+    directory: str = Field(
+        DEFAULT_DIRECTORY,
+        description="Per-day directory template; placeholders {target} {date} {year} {month} {day} "
+        "{schema} {table}",
+    )
+    timezone: str = Field("UTC", description="Time zone that decides where a day starts and ends")
+    verify: Literal["read_back", "count"] = Field(
+        "read_back",
+        description="read_back: count the rows in the exported objects too (safe default); "
+        "count: compare COPY's rowcount with the source only",
+    )
+    description: str | None = None
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) != 2:
+            raise ValueError(f"{value!r} must be schema-qualified as <schema>.<table>, e.g. doc.metrics")
+        check_ident(parts[0], "schema")
+        check_ident(parts[1], "table name")
+        return value
+
+    @field_validator("timestamp_column")
+    @classmethod
+    def _timestamp_column(cls, value: str) -> str:
+        return check_ident(value, "timestamp column")
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("must list at least one column, or be omitted to export all columns")
+        for column in value:
+            check_column(column, "column")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a column more than once")
+        return value
+
+    @field_validator("start_date")
+    @classmethod
+    def _start_date(cls, value: date) -> date:
+        if value > datetime.now(UTC).date():
+            raise ValueError(f"{value.isoformat()} is in the future; the first partition must be a past day")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like UTC or Europe/Vienna)"
+            ) from None
+        return value
+
+    @field_validator("directory")
+    @classmethod
+    def _directory(cls, value: str) -> str:
+        fields = set(template_fields(value))
+        if "target" not in fields:
+            raise ValueError(f"template {value!r} must contain {{target}}")
+        if "date" not in fields and not {"year", "month", "day"} <= fields:
+            raise ValueError(
+                f"template {value!r} must contain {{date}} (or {{year}}, {{month}} and {{day}}) so that "
+                "every day gets its own directory"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _directories_resolve(self) -> ExportSpec:
+        bucket = self.target.partition("/")[0]
+        for day in _PROBE_DAYS:
+            try:
+                directory = self.directory_for(day)
+            except ValueError as exc:
+                raise ValueError(f"target/directory: {exc}") from None
+            if directory.bucket != bucket:
+                raise ValueError(
+                    f"target/directory: the template {self.directory!r} changes the bucket {bucket!r}; "
+                    "give the target a path below the bucket, e.g. {bucket}/{table}"
+                )
+        return self
+
+    @property
+    def schema_name(self) -> str:
+        return self.table.split(".")[0]
+
+    @property
+    def table_name(self) -> str:
+        return self.table.split(".")[1]
+
+    @property
+    def asset_path(self) -> list[str]:
+        return ["cratedb_export", self.schema_name, self.table_name]
+
+    def directory_for(self, day: date) -> DayDirectory:
+        rendered = render_directory(
+            self.directory, target=self.target, day=day, schema=self.schema_name, table=self.table_name
+        )
+        return DayDirectory.parse(rendered)
+
+
+def config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE)
+
+
+def load_export_config(path: str | Path | None = None) -> list[ExportSpec]:
+    """Read and validate the YAML configuration file."""
+    path = Path(path) if path is not None else config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the export configuration: {exc.strerror}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if isinstance(document, Mapping):
+        unknown = sorted(set(document) - {"defaults", "exports"})
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown top-level key(s) {unknown}; expected 'exports' and 'defaults'"
+            )
+        defaults = document.get("defaults") or {}
+        entries = document.get("exports")
+        if not isinstance(defaults, Mapping):
+            raise ConfigError(f"{path}: 'defaults' must be a mapping of field: value")
+    else:
+        defaults, entries = {}, document
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path}: 'exports' must be a non-empty list of tables to export")
+    return parse_export_specs(entries, source=str(path), defaults=defaults)
+
+
+def parse_export_specs(
+    entries: Sequence[Mapping[str, Any] | ExportSpec],
+    *,
+    source: str = "python",
+    defaults: Mapping[str, Any] | None = None,
+) -> list[ExportSpec]:
+    """Validate a list of entries (dicts or ExportSpecs) and check them against each other."""
+    problems: list[str] = []
+    specs: list[ExportSpec] = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, ExportSpec):
+            specs.append(entry)
+            continue
+        label = _entry_label(index, entry)
+        if not isinstance(entry, Mapping):
+            problems.append(
+                f"{source}: {label}: must be a mapping of field: value, got {type(entry).__name__}"
+            )
+            continue
+        try:
+            specs.append(ExportSpec.model_validate({**(defaults or {}), **entry}))
+        except ValidationError as exc:
+            problems.extend(f"{source}: {label}: {line}" for line in _describe(exc))
+    if not problems:
+        problems = _cross_check(specs, source)
+    if problems:
+        raise ConfigError("invalid export configuration:\n  " + "\n  ".join(problems))
+    return specs
+
+
+def _entry_label(index: int, entry: object) -> str:
+    table = entry.get("table") if isinstance(entry, Mapping) else None
+    return f"exports[{index}]" + (f" (table {table!r})" if isinstance(table, str) else "")
+
+
+def _describe(exc: ValidationError) -> Iterable[str]:
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "entry"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown field (known fields: {', '.join(ExportSpec.model_fields)})"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        yield f"field '{field}': {message}"
+
+
+def _cross_check(specs: list[ExportSpec], source: str) -> list[str]:
+    """Problems between entries: a table exported twice, or two tables whose day directories overlap."""
+    problems = []
+    first_index: dict[str, int] = {}
+    for index, spec in enumerate(specs):
+        if spec.table in first_index:
+            problems.append(
+                f"{source}: exports[{index}] (table {spec.table!r}): field 'table': duplicate of "
+                f"exports[{first_index[spec.table]}]"
+            )
+        first_index.setdefault(spec.table, index)
+    if problems:
+        return problems
+    # Clean-up deletes everything below a day's directory, so no directory may equal or contain another
+    # table's. Sorting puts every prefix right before the paths it contains.
+    placed = sorted(
+        (f"{d.bucket}/{d.prefix}", index)
+        for index, spec in enumerate(specs)
+        for d in {spec.directory_for(day) for day in _PROBE_DAYS}
+    )
+    reported = set()
+    for (path, index), (next_path, next_index) in zip(placed, placed[1:], strict=False):
+        if index != next_index and next_path.startswith(path) and (index, next_index) not in reported:
+            reported.add((index, next_index))
+            problems.append(
+                f"{source}: exports[{next_index}] (table {specs[next_index].table!r}): field 'target': "
+                f"its day directory {next_path!r} overlaps exports[{index}] (table {specs[index].table!r}) "
+                f"at {path!r}; each table needs a directory of its own"
+            )
+    return problems

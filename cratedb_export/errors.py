@@ -1,0 +1,80 @@
+"""What went wrong, in words a user can act on, and whether trying again can help.
+
+The crate client does not expose CrateDB's numeric error codes, so CrateDB errors are classified by the
+exception name that starts CrateDB's message (`RelationUnknown[...]`). Every message is redacted here,
+at the one place errors are made, before it can reach a log, the UI or an exception chain.
+"""
+
+from __future__ import annotations
+
+from .redaction import redact
+
+
+class ExportError(Exception):
+    """An export failed; `str()` is already redacted and says what to fix."""
+
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+
+class TransientError(ExportError):
+    """Worth retrying: the cluster or the network was briefly unavailable."""
+
+    retryable = True
+
+
+class PermanentError(ExportError):
+    """Retrying cannot help; the message says what to change."""
+
+
+class CopyOutcomeUnknown(PermanentError):
+    """The COPY may still be running; re-issuing it could write the same day twice at once."""
+
+
+class VerificationError(PermanentError):
+    """The exported files do not match the source; no completion marker was written."""
+
+
+# CrateDB exception names (the prefix of its error messages) → (retryable, what to do).
+_CRATEDB_ERRORS: dict[str, tuple[bool, str]] = {
+    "RelationUnknown": (False, "check 'table' in the export configuration: CrateDB has no such table"),
+    "SchemaUnknownException": (False, "check the schema in 'table' of the export configuration"),
+    "ColumnUnknownException": (
+        False,
+        "check 'timestamp_column' and 'columns' in the export configuration: CrateDB has no such column",
+    ),
+    "SQLParseException": (False, "CrateDB rejected the statement or the target URI"),
+    "UnsupportedFeatureException": (False, "CrateDB does not support this statement"),
+    "MissingPrivilegeException": (False, "grant the CrateDB user DQL on the table"),
+    "UnauthorizedException": (False, "check CRATEDB_USERNAME / CRATEDB_PASSWORD"),
+    "AmazonS3Exception": (
+        False,
+        "S3 refused the write: check ACCESS_KEY_ID / SECRET_ACCESS_KEY, the bucket and its permissions",
+    ),
+    "OpenDALException": (False, "S3 refused the write: check the keys, the bucket and the S3 endpoint"),
+    "SdkClientException": (True, "CrateDB could not reach S3: check the S3 endpoint and protocol"),
+    # Codes 5002 and 5030-5035: shards or nodes temporarily unavailable.
+    "UnavailableShardsException": (True, "shards were unavailable"),
+    "NoShardAvailableActionException": (True, "no shard was available"),
+    "ShardNotFoundException": (True, "a shard was not found"),
+    "NodeNotConnectedException": (True, "a node was not connected"),
+    "NodeDisconnectedException": (True, "a node disconnected"),
+    "MasterNotDiscoveredException": (True, "the cluster had no master"),
+    "ProcessClusterEventTimeoutException": (True, "a cluster event timed out"),
+    "ClusterBlockException": (False, "the table or cluster is read-only or blocked"),
+}
+
+
+def classify_crate_error(message: str, *, what: str) -> ExportError:
+    """Turn a CrateDB error message into a (redacted) ExportError of the right kind."""
+    name = message.split("[", 1)[0].strip()
+    retryable, advice = _CRATEDB_ERRORS.get(name, (False, ""))
+    if name == "SdkClientException" or "Unable to execute HTTP request" in message:
+        retryable, advice = _CRATEDB_ERRORS["SdkClientException"]
+    if message.startswith("401") or "Unauthorized" in message.split("[", 1)[0]:
+        retryable, advice = _CRATEDB_ERRORS["UnauthorizedException"]
+    cls = TransientError if retryable else PermanentError
+    suffix = f" ({advice})" if advice else ""
+    return cls(f"{what} failed: {message}{suffix}")
