@@ -15,7 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from .identifiers import check_column, check_ident
 from .target import DEFAULT_DIRECTORY, DayDirectory, render_directory, template_fields
@@ -45,6 +45,7 @@ class ExportSpec(BaseModel):
     compression: Literal["gzip"] | None = None
     directory: str = Field(
         DEFAULT_DIRECTORY,
+        validate_default=True,
         description="Per-day directory template; placeholders {target} {date} {year} {month} {day} "
         "{schema} {table}",
     )
@@ -102,9 +103,16 @@ class ExportSpec(BaseModel):
             ) from None
         return value
 
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        bucket, _, path = value.partition("/")
+        DayDirectory.parse(f"{bucket}/{path or 'day'}")  # raises ValueError naming the bad part
+        return value
+
     @field_validator("directory")
     @classmethod
-    def _directory(cls, value: str) -> str:
+    def _directory(cls, value: str, info: ValidationInfo) -> str:
         fields = set(template_fields(value))
         if "target" not in fields:
             raise ValueError(f"template {value!r} must contain {{target}}")
@@ -113,22 +121,19 @@ class ExportSpec(BaseModel):
                 f"template {value!r} must contain {{date}} (or {{year}}, {{month}} and {{day}}) so that "
                 "every day gets its own directory"
             )
-        return value
-
-    @model_validator(mode="after")
-    def _directories_resolve(self) -> ExportSpec:
-        bucket = self.target.partition("/")[0]
+        target, table = info.data.get("target"), info.data.get("table")
+        if target is None or table is None:
+            return value  # already reported on those fields
+        schema, name = table.split(".")
+        bucket = target.partition("/")[0]
         for day in _PROBE_DAYS:
-            try:
-                directory = self.directory_for(day)
-            except ValueError as exc:
-                raise ValueError(f"target/directory: {exc}") from None
-            if directory.bucket != bucket:
+            rendered = render_directory(value, target=target, day=day, schema=schema, table=name)
+            if DayDirectory.parse(rendered).bucket != bucket:
                 raise ValueError(
-                    f"target/directory: the template {self.directory!r} changes the bucket {bucket!r}; "
-                    "give the target a path below the bucket, e.g. {bucket}/{table}"
+                    f"with target {target!r}, template {value!r} changes the bucket {bucket!r}; give the "
+                    "target a path below the bucket, e.g. bucket/table"
                 )
-        return self
+        return value
 
     @property
     def schema_name(self) -> str:
