@@ -1,0 +1,105 @@
+"""Shared fixtures: a real SeaweedFS S3 server, and CrateDB — the stand-in, or a real one.
+
+Set CRATEDB_TEST_URL (and CRATEDB_TEST_USERNAME / CRATEDB_TEST_PASSWORD) to run the same end-to-end tests
+against a real CrateDB; it must reach the SeaweedFS endpoint on 127.0.0.1 (e.g. run it with host
+networking). Tests that inject faults into CrateDB need the stand-in and say so when skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from cratedb_export_tests.crate_double import CrateDouble
+from cratedb_export_tests.s3_server import SeaweedS3
+from cratedb_export_tests.support import CrateUnderTest, Secrets
+
+SECRETS = Secrets(
+    access_key="AKIDXPORTTEST7QZ",
+    # '/', '+' and '=' are the characters that break naive s3:// URIs.
+    secret_key="zX9/Secr+etKey=Lm4Wq",
+    password="Crate/Pw+Unique=91",
+)
+
+
+@pytest.fixture(scope="session")
+def secrets() -> Secrets:
+    return SECRETS
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[SeaweedS3]:
+    with SeaweedS3(SECRETS.access_key, SECRETS.secret_key) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def crate() -> Iterator[CrateUnderTest]:
+    url = os.environ.get("CRATEDB_TEST_URL")
+    if url:
+        yield CrateUnderTest(
+            url=url,
+            username=os.environ.get("CRATEDB_TEST_USERNAME"),
+            password=os.environ.get("CRATEDB_TEST_PASSWORD"),
+            double=None,
+        )
+        return
+    with CrateDouble(users={"exporter": SECRETS.password}) as double:
+        yield CrateUnderTest(url=double.url, username="exporter", password=SECRETS.password, double=double)
+
+
+@pytest.fixture
+def double(crate: CrateUnderTest) -> Iterator[CrateDouble]:
+    """The CrateDB stand-in itself, for tests that inject faults real CrateDB cannot be asked to produce."""
+    if crate.double is None:
+        pytest.skip("fault injection needs the CrateDB stand-in (CRATEDB_TEST_URL points at a real CrateDB)")
+    crate.double.faults.reset()
+    yield crate.double
+    crate.double.faults.reset()
+
+
+@pytest.fixture
+def bucket(s3: SeaweedS3) -> str:
+    name = f"exports-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(name)
+    return name
+
+
+@pytest.fixture
+def export_env(monkeypatch: pytest.MonkeyPatch, crate: CrateUnderTest, s3: SeaweedS3) -> None:
+    """The environment the code location reads its resource from, pointing at the test servers."""
+    for name, value in {
+        "CRATEDB_URL": crate.url,
+        "CRATEDB_USERNAME": crate.username or "",
+        "CRATEDB_PASSWORD": crate.password or "",
+        "ACCESS_KEY_ID": SECRETS.access_key,
+        "SECRET_ACCESS_KEY": SECRETS.secret_key,
+        "S3_ENDPOINT": s3.endpoint,
+        "S3_PROTOCOL": "http",
+        "CRATEDB_EXPORT_RETRY_BASE_DELAY": "0.05",
+        "CRATEDB_EXPORT_RETRY_ATTEMPTS": "4",
+        "CRATEDB_TIMEOUT": "60",
+    }.items():
+        if value:
+            monkeypatch.setenv(name, value)
+        else:
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def dagster_home(tmp_path):
+    """A Dagster instance directory; tests search every file in it for secrets."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    return home
+
+
+@pytest.fixture
+def instance(dagster_home):
+    from dagster import DagsterInstance
+
+    with DagsterInstance.local_temp(str(dagster_home)) as dagster_instance:
+        yield dagster_instance
