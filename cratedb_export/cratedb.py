@@ -137,23 +137,33 @@ class CrateDB:
             cursor.execute(statement.sql, list(statement.args))
             rows = cursor.fetchall() if cursor.description else []
             return Reply(rowcount=cursor.rowcount, rows=[list(r) for r in rows])
-        except crate_errors.ConnectionError as exc:
-            text = str(exc)
-            if "Read timed out" in text and not resend_after_timeout:
-                error = CopyOutcomeUnknown(
-                    f"{what}: CrateDB at {server} did not answer within the timeout; the statement may still "
-                    "be running (see sys.jobs). It was not sent again, so that two COPYs never write the "
-                    "same day at once. Re-run the partition when it has finished, or raise the timeout."
-                )
-            else:
-                error = TransientError(f"{what} failed: CrateDB at {server} is unavailable: {text}")
-        except crate_errors.ProgrammingError as exc:
-            error = classify_crate_error(str(exc), what=what)
+        except (crate_errors.ConnectionError, crate_errors.ProgrammingError) as exc:
+            error = self._classify(exc, server, what, resend_after_timeout)
         except crate_errors.Error as exc:
             error = PermanentError(f"{what} failed: {type(exc).__name__}: {exc}")
         finally:
             cursor.close()
         raise error
+
+
+    @staticmethod
+    def _classify(exc: Exception, server: str, what: str, resend_after_timeout: bool) -> ExportError:
+        """Decide whether a failed request may be sent again.
+
+        A single-server client reports an unavailable server as ConnectionError (timeouts, refused
+        connections) or, for a 503 answer, as ProgrammingError('No more Servers available ...').
+        """
+        text = str(exc)
+        unavailable = isinstance(exc, crate_errors.ConnectionError) or text.startswith("No more Servers available")
+        if not unavailable:
+            return classify_crate_error(text, what=what)
+        if "Read timed out" in text and not resend_after_timeout:
+            return CopyOutcomeUnknown(
+                f"{what}: CrateDB at {server} did not answer within the timeout; the statement may still "
+                "be running (see sys.jobs). It was not sent again, so that two COPYs never write the "
+                "same day at once. Re-run the partition when it has finished, or raise the timeout."
+            )
+        return TransientError(f"{what} failed: CrateDB at {server} is unavailable: {text}")
 
 
 def _connect_error(message: str) -> ExportError:

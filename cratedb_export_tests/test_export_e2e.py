@@ -92,9 +92,7 @@ def test_a_day_without_rows_is_exported_as_empty_and_marked(export_env, instance
 
 
 def test_range_backfill_records_one_materialization_per_day(export_env, instance, s3, bucket, metrics):
-    result = run_export(
-        [spec_for(metrics, bucket)], instance, partition_range=(D0.isoformat(), D2.isoformat())
-    )
+    result = run_export([spec_for(metrics, bucket)], instance, partition_range=(D0.isoformat(), D2.isoformat()))
     assert result.success
     materialized = _materializations(instance, ["cratedb_export", "doc", metrics.name])
     assert set(materialized) == {D0.isoformat(), D1.isoformat(), D2.isoformat()}
@@ -107,14 +105,10 @@ def test_range_backfill_records_one_materialization_per_day(export_env, instance
 def test_schedule_tick_on_day_d_requests_d_minus_1_for_every_table(export_env, instance, crate, bucket):
     first = create_metrics_table(crate, [D1], per_day=1)
     second = create_metrics_table(crate, [D1], per_day=1)
-    defs = build_definitions(
-        [spec_for(first, bucket), spec_for(second, bucket)], resource=resource_from_env()
-    )
+    defs = build_definitions([spec_for(first, bucket), spec_for(second, bucket)], resource=resource_from_env())
     schedule = defs.resolve_schedule_def("daily_cratedb_export_schedule")
     assert schedule.default_status.value == "RUNNING"
-    context = build_schedule_context(
-        instance=instance, scheduled_execution_time=datetime(2024, 4, 1, tzinfo=UTC)
-    )
+    context = build_schedule_context(instance=instance, scheduled_execution_time=datetime(2024, 4, 1, tzinfo=UTC))
     (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == D1.isoformat()
     job = defs.resolve_job_def(schedule.job_name)

@@ -45,16 +45,23 @@ def _prefix(metrics) -> str:
 
 def _objects(s3, bucket, prefix):
     client = s3.client()
-    return {
-        k: client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in list_keys(client, bucket, prefix)
-    }
+    return {k: client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in list_keys(client, bucket, prefix)}
 
 
 def _failure_message(result) -> str:
-    failures = [e for e in result.all_events if e.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")]
-    return "\n".join(
-        str(e.event_specific_data.error.message) for e in failures if e.event_specific_data.error
-    )
+    """The error text of every failure event (step, run, resource initialisation), causes included."""
+    texts = []
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None:
+            texts.append(error.message)
+            error = error.cause
+    return "\n".join(texts)
+
+
+def _run_log(instance, result) -> str:
+    """Every message the run logged, as the UI shows it."""
+    return "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
 
 
 def _assert_no_secret(secrets, *texts):
@@ -63,10 +70,12 @@ def _assert_no_secret(secrets, *texts):
 
 
 def _check_evaluations(instance, metrics):
-    records = instance.event_log_storage.get_asset_check_execution_history(
-        check_key=_check_key(metrics), limit=100
-    )
-    return [r.event.dagster_event.event_specific_data for r in records if r.event]
+    records = instance.event_log_storage.get_asset_check_execution_history(check_key=_check_key(metrics), limit=100)
+    return [
+        r.event.dagster_event.event_specific_data
+        for r in records
+        if r.event and r.event.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
 
 
 def _check_key(metrics):
@@ -87,9 +96,7 @@ def test_three_runs_leave_exactly_one_clean_copy(export_env, instance, s3, bucke
     assert len(read_rows(s3.client(), bucket, _prefix(metrics))) == len(metrics.rows_by_day[DAY])
 
 
-def test_clean_up_removes_stale_objects_but_never_touches_neighbours(
-    export_env, instance, s3, bucket, metrics
-):
+def test_clean_up_removes_stale_objects_but_never_touches_neighbours(export_env, instance, s3, bucket, metrics):
     client = s3.client()
     stale = f"{_prefix(metrics)}{metrics.name}_9_.json"
     neighbours = [
@@ -173,8 +180,7 @@ def test_transient_503s_are_retried(export_env, instance, s3, bucket, metrics, d
     double.faults.fail_next(count=2, status=503, code=5030, message="UnavailableException[node is starting]")
     result = run_export([spec_for(metrics, bucket)], instance, partition=PARTITION)
     assert result.success
-    logs = "\n".join(e.message for e in result.all_events if e.message)
-    assert "retrying" in logs
+    assert "retrying" in _run_log(instance, result)
     assert f"{_prefix(metrics)}_SUCCESS" in list_keys(s3.client(), bucket)
 
 
@@ -186,7 +192,7 @@ def test_unknown_table_fails_at_once_saying_what_to_fix(export_env, instance, bu
     assert time.monotonic() - started < 30
     message = _failure_message(result)
     assert "RelationUnknown" in message and "check 'table'" in message
-    assert "retrying" not in "\n".join(e.message for e in result.all_events if e.message)
+    assert "retrying" not in _run_log(instance, result)
     _assert_no_secret(secrets, message, instance_text(home))
 
 
@@ -196,9 +202,7 @@ def test_unknown_column_fails_at_once(export_env, instance, bucket, metrics):
     assert "ColumnUnknownException" in _failure_message(result)
 
 
-def test_wrong_s3_keys_fail_fast_without_leaking(
-    export_env, monkeypatch, instance, home, s3, bucket, metrics, secrets
-):
+def test_wrong_s3_keys_fail_fast_without_leaking(export_env, monkeypatch, instance, home, s3, bucket, metrics, secrets):
     monkeypatch.setenv("SECRET_ACCESS_KEY", secrets.secret_key[::-1])
     result = run_export([spec_for(metrics, bucket)], instance, partition=PARTITION)
     assert not result.success
@@ -208,9 +212,7 @@ def test_wrong_s3_keys_fail_fast_without_leaking(
     assert secrets.secret_key[::-1] not in instance_text(home)
 
 
-def test_unreachable_cratedb_fails_with_a_clear_message(
-    export_env, monkeypatch, instance, home, bucket, secrets
-):
+def test_unreachable_cratedb_fails_with_a_clear_message(export_env, monkeypatch, instance, home, bucket, secrets):
     monkeypatch.setenv("CRATEDB_URL", "http://127.0.0.1:9")  # discard port: nothing listens
     spec = {"table": "doc.metrics", "timestamp_column": "timestamp", "target": f"{bucket}/m"}
     result = run_export([spec], instance, partition=PARTITION)
@@ -233,13 +235,9 @@ def test_s3_server_stopped_before_the_copy(export_env, monkeypatch, instance, ho
     _assert_no_secret(secrets, message, instance_text(home))
 
 
-def test_invalid_uri_echoing_credentials_is_redacted(
-    export_env, instance, home, s3, bucket, metrics, double, secrets
-):
+def test_invalid_uri_echoing_credentials_is_redacted(export_env, instance, home, s3, bucket, metrics, double, secrets):
     uri = f"s3://{quote(secrets.access_key, safe='')}:{quote(secrets.secret_key, safe='')}@{s3.endpoint}/{bucket}/x/"
-    double.faults.fail_next(
-        count=1, status=400, code=4000, message=f"SQLParseException[Invalid uri '{uri}m_0_.json']"
-    )
+    double.faults.fail_next(count=1, status=400, code=4000, message=f"SQLParseException[Invalid uri '{uri}m_0_.json']")
     result = run_export([spec_for(metrics, bucket)], instance, partition=PARTITION)
     assert not result.success
     message = _failure_message(result)
@@ -247,9 +245,7 @@ def test_invalid_uri_echoing_credentials_is_redacted(
     _assert_no_secret(secrets, message, instance_text(home))
 
 
-def test_copy_that_times_out_is_never_sent_twice(
-    export_env, monkeypatch, instance, crate, bucket, metrics, double
-):
+def test_copy_that_times_out_is_never_sent_twice(export_env, monkeypatch, instance, crate, bucket, metrics, double):
     # Two server URLs for the same node: the crate client alone would re-send the COPY to the second one.
     monkeypatch.setenv("CRATEDB_URL", f"{crate.url} {crate.url.replace('127.0.0.1', 'localhost')}")
     monkeypatch.setenv("CRATEDB_TIMEOUT", "1")
@@ -262,13 +258,11 @@ def test_copy_that_times_out_is_never_sent_twice(
     assert sum(1 for j in double.jobs_log if j["stmt"].startswith("COPY")) == before + 1
 
 
-def test_secret_with_colon_is_refused_before_anything_runs(
-    export_env, monkeypatch, instance, home, bucket, metrics
-):
+def test_secret_with_colon_is_refused_before_anything_runs(export_env, monkeypatch, instance, home, bucket, metrics):
     monkeypatch.setenv("SECRET_ACCESS_KEY", "has:colon-secret")
     result = run_export([spec_for(metrics, bucket)], instance, partition=PARTITION)
     assert not result.success
-    text = "\n".join(e.message or "" for e in result.all_events) + _failure_message(result)
+    text = _run_log(instance, result) + _failure_message(result)
     assert "contains ':'" in text
     assert "has:colon-secret" not in text and "has:colon-secret" not in instance_text(home)
 
