@@ -1,0 +1,89 @@
+"""Range backfills: one run for many days, per-day results, failed days re-runnable on their own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+
+import yaml
+from dagster import AssetKey, AssetPartitionStatus, DagsterInstance
+
+from cratedb_export.assets import partitions_for
+from cratedb_export.config import parse_export_specs
+from cratedb_export_tests.support import create_metrics_table, list_keys, read_rows, run_export, spec_for
+
+DAYS = [date(2024, 7, 1) + timedelta(days=i) for i in range(5)]
+FIRST, LAST = DAYS[0].isoformat(), DAYS[-1].isoformat()
+
+
+def _status(instance, spec: dict) -> tuple[set[str], set[str]]:
+    """The days the UI shows as materialized and as failed (what "failed and missing" re-runs)."""
+    (export_spec,) = parse_export_specs([spec])
+    days = [d.isoformat() for d in DAYS]
+    statuses = instance.get_status_by_partition(AssetKey(export_spec.asset_path), days, partitions_for(export_spec))
+    return (
+        {d for d, s in statuses.items() if s == AssetPartitionStatus.MATERIALIZED},
+        {d for d, s in statuses.items() if s == AssetPartitionStatus.FAILED},
+    )
+
+
+def _marked_days(s3, bucket, table) -> set[str]:
+    return {
+        day.isoformat()
+        for day in DAYS
+        if f"{table.name}-{day.isoformat()}/_SUCCESS" in list_keys(s3.client(), bucket, f"{table.name}-{day}/")
+    }
+
+
+def test_failed_day_in_a_range_leaves_the_others_materialized_and_is_rerun_alone(
+    export_env, instance, s3, bucket, crate, double
+):
+    first = create_metrics_table(crate, DAYS, per_day=3)
+    second = create_metrics_table(crate, DAYS, per_day=2)
+    specs = [spec_for(first, bucket), spec_for(second, bucket)]
+    double.faults.truncate_next_copy(drop_rows=1)  # whichever table-day's COPY comes first is short
+
+    result = run_export(specs, instance, partition_range=(FIRST, LAST))
+    assert not result.success
+    statuses = [_status(instance, spec) for spec in specs]
+    failed = [(table, day) for table, (_, bad) in zip((first, second), statuses, strict=True) for day in bad]
+    assert len(failed) == 1
+    bad_table, bad_day = failed[0]
+    for table, (materialized, _) in zip((first, second), statuses, strict=True):
+        expected = {d.isoformat() for d in DAYS} - ({bad_day} if table is bad_table else set())
+        assert materialized == expected
+        assert _marked_days(s3, bucket, table) == expected
+    errors = [e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert f"{bad_table.table} {bad_day}" in errors[0].message
+    assert "1 of 10 table-day export(s) failed" in errors[0].message
+
+    # "Failed and missing": re-run just the failed partition of the failed asset.
+    rerun = run_export(specs, instance, partition=bad_day, select=[["cratedb_export", "doc", bad_table.name]])
+    assert rerun.success
+    assert _status(instance, spec_for(bad_table, bucket)) == ({d.isoformat() for d in DAYS}, set())
+    rows = read_rows(s3.client(), bucket, f"{bad_table.name}-{bad_day}/")
+    assert {r["hash_id"] for r in rows} == bad_table.hash_ids(date.fromisoformat(bad_day))
+
+
+def test_cli_partition_range_materializes_every_day_in_one_run(export_env, tmp_path, s3, bucket, crate):
+    table = create_metrics_table(crate, DAYS, per_day=2)
+    config = tmp_path / "exports.yaml"
+    config.write_text(yaml.safe_dump({"exports": [spec_for(table, bucket)]}))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "CRATEDB_EXPORT_CONFIG": str(config)}
+    completed = subprocess.run(
+        [
+            sys.executable, "-m", "dagster", "asset", "materialize", "-m", "cratedb_export",
+            "--select", f"cratedb_export/doc/{table.name}", "--partition-range", f"{FIRST}...{LAST}",
+        ],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert _marked_days(s3, bucket, table) == {d.isoformat() for d in DAYS}
+    with DagsterInstance.local_temp(str(home)) as stored:
+        assert len(stored.get_run_records()) == 1
+        assert _status(stored, spec_for(table, bucket))[0] == {d.isoformat() for d in DAYS}
+    assert f"progress: {len(DAYS)}/{len(DAYS)} table-days done" in completed.stderr
