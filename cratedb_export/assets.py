@@ -72,15 +72,7 @@ def _backfill_policy() -> BackfillPolicy:
 
 
 def _asset_spec(spec: ExportSpec) -> AssetSpec:
-    layout = spec.directory.format(
-        target=spec.target,
-        date="YYYY-MM-DD",
-        year="YYYY",
-        month="MM",
-        day="DD",
-        schema=spec.schema_name,
-        table=spec.table_name,
-    )
+    layout = spec.layout()
     return AssetSpec(
         key=AssetKey(spec.asset_path),
         description=spec.description
@@ -156,9 +148,7 @@ def _run_exports(
             if error is None:
                 result: DayExport = future.result()
                 context.log_event(_check_evaluation(key, day, result.verified_counts, passed=True))
-                yield AssetMaterialization(
-                    asset_key=key, partition=day.isoformat(), metadata=_metadata(result)
-                )
+                yield AssetMaterialization(asset_key=key, partition=day.isoformat(), metadata=_metadata(result))
             else:
                 failures.append(f"{spec.table} {day.isoformat()}: {error}")
                 context.log.error(f"{spec.table} {day.isoformat()} failed: {error}")

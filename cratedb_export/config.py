@@ -46,8 +46,7 @@ class ExportSpec(BaseModel):
     directory: str = Field(
         DEFAULT_DIRECTORY,
         validate_default=True,
-        description="Per-day directory template; placeholders {target} {date} {year} {month} {day} "
-        "{schema} {table}",
+        description="Per-day directory template; placeholders {target} {date} {year} {month} {day} {schema} {table}",
     )
     timezone: str = Field("UTC", description="Time zone that decides where a day starts and ends")
     verify: Literal["read_back", "count"] = Field(
@@ -98,9 +97,7 @@ class ExportSpec(BaseModel):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name like UTC or Europe/Vienna)"
-            ) from None
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like UTC or Europe/Vienna)") from None
         return value
 
     @field_validator("target")
@@ -148,10 +145,13 @@ class ExportSpec(BaseModel):
         return ["cratedb_export", self.schema_name, self.table_name]
 
     def directory_for(self, day: date) -> DayDirectory:
-        rendered = render_directory(
+        return DayDirectory.parse(self.layout(day))
+
+    def layout(self, day: date | None = None) -> str:
+        """bucket/path of the day's directory, or of every day's (with YYYY-MM-DD) when no day is given."""
+        return render_directory(
             self.directory, target=self.target, day=day, schema=self.schema_name, table=self.table_name
         )
-        return DayDirectory.parse(rendered)
 
 
 def config_path() -> Path:
@@ -172,9 +172,7 @@ def load_export_config(path: str | Path | None = None) -> list[ExportSpec]:
     if isinstance(document, Mapping):
         unknown = sorted(set(document) - {"defaults", "exports"})
         if unknown:
-            raise ConfigError(
-                f"{path}: unknown top-level key(s) {unknown}; expected 'exports' and 'defaults'"
-            )
+            raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; expected 'exports' and 'defaults'")
         defaults = document.get("defaults") or {}
         entries = document.get("exports")
         if not isinstance(defaults, Mapping):
@@ -201,9 +199,7 @@ def parse_export_specs(
             continue
         label = _entry_label(index, entry)
         if not isinstance(entry, Mapping):
-            problems.append(
-                f"{source}: {label}: must be a mapping of field: value, got {type(entry).__name__}"
-            )
+            problems.append(f"{source}: {label}: must be a mapping of field: value, got {type(entry).__name__}")
             continue
         try:
             specs.append(ExportSpec.model_validate({**(defaults or {}), **entry}))

@@ -145,7 +145,6 @@ class CrateDB:
             cursor.close()
         raise error
 
-
     @staticmethod
     def _classify(exc: Exception, server: str, what: str, resend_after_timeout: bool) -> ExportError:
         """Decide whether a failed request may be sent again.

@@ -136,8 +136,7 @@ def export_day(
         _check_names(spec, directory, objects)
         read_back = spec.verify == "read_back"
         result.files = [
-            ExportedFile(o.name, o.size, store.count_rows(directory, o) if read_back else None)
-            for o in objects
+            ExportedFile(o.name, o.size, store.count_rows(directory, o) if read_back else None) for o in objects
         ]
         if read_back:
             result.exported_rows = sum(f.rows or 0 for f in result.files)

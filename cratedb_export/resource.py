@@ -29,9 +29,7 @@ _MIN_SECRET = 4
 class CrateDBExportResource(ConfigurableResource):
     """CrateDB and S3 as the export needs them; one instance serves all exports of a run."""
 
-    servers: str = Field(
-        "http://localhost:4200", description="CrateDB HTTP URL, or several separated by whitespace"
-    )
+    servers: str = Field("http://localhost:4200", description="CrateDB HTTP URL, or several separated by whitespace")
     username: str | None = Field(None, description="CrateDB user; unset for trust authentication")
     password: str | None = Field(None, description="CrateDB password (bind with EnvVar)")
     verify_ssl_cert: bool = Field(True, description="Verify CrateDB's TLS certificate")

@@ -28,9 +28,7 @@ def window_predicate(spec: ExportSpec) -> str:
     return f"{column} >= ? AND {column} < ?"
 
 
-def copy_statement(
-    spec: ExportSpec, window: DayWindow, uri: str, *, protocol: str | None = None
-) -> Statement:
+def copy_statement(spec: ExportSpec, window: DayWindow, uri: str, *, protocol: str | None = None) -> Statement:
     """COPY one day of a table to a directory; `uri` carries the credentials and is bound as a parameter."""
     columns = ""
     if spec.columns:

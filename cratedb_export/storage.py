@@ -89,8 +89,7 @@ class ObjectStore:
                 if answer.get("Errors"):
                     first = answer["Errors"][0]
                     raise PermanentError(
-                        f"could not delete {first.get('Key')} in {directory.display_uri()}: "
-                        f"{first.get('Code')}"
+                        f"could not delete {first.get('Key')} in {directory.display_uri()}: {first.get('Code')}"
                     )
         return len(objects)
 

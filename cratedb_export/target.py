@@ -39,13 +39,14 @@ def template_fields(template: str) -> list[str]:
     return fields
 
 
-def render_directory(template: str, *, target: str, day: date, schema: str, table: str) -> str:
+def render_directory(template: str, *, target: str, schema: str, table: str, day: date | None = None) -> str:
+    """The directory of `day`; without a day, the layout with YYYY-MM-DD placeholders, for display."""
     return template.format(
         target=target,
-        date=day.isoformat(),
-        year=f"{day.year:04d}",
-        month=f"{day.month:02d}",
-        day=f"{day.day:02d}",
+        date=day.isoformat() if day else "YYYY-MM-DD",
+        year=f"{day.year:04d}" if day else "YYYY",
+        month=f"{day.month:02d}" if day else "MM",
+        day=f"{day.day:02d}" if day else "DD",
         schema=schema,
         table=table,
     )
