@@ -36,6 +36,10 @@ class CopyOutcomeUnknown(PermanentError):
 class VerificationError(PermanentError):
     """The exported files do not match the source; no completion marker was written."""
 
+    def __init__(self, message: str, counts: dict[str, int | None] | None = None) -> None:
+        super().__init__(message)
+        self.counts = counts or {}
+
 
 # CrateDB exception names (the prefix of its error messages) → (retryable, what to do).
 _CRATEDB_ERRORS: dict[str, tuple[bool, str]] = {

@@ -146,7 +146,8 @@ def export_day(
         raise VerificationError(
             f"{what}: export does not match the source ({counts}); no {SUCCESS} marker was written to "
             f"{result.display_uri}. Re-run the partition; if it persists, check for rows written to the day "
-            "while it was exported, or for S3 write errors in CrateDB's log."
+            "while it was exported, or for S3 write errors in CrateDB's log.",
+            counts=result.verified_counts,
         )
 
     with clock("mark"):

@@ -162,6 +162,7 @@ def test_disagreeing_numbers_fail_without_marker_and_fail_the_check(
     assert f"{_prefix(metrics)}_SUCCESS" not in list_keys(s3.client(), bucket)
     (evaluation,) = _check_evaluations(instance, metrics)
     assert not evaluation.passed and evaluation.severity.value == "ERROR"
+    assert {"copy_rowcount", "source_rows", "exported_rows"} <= set(evaluation.metadata)
     _assert_no_secret(secrets, message, instance_text(home))
 
     # The next attempt, with CrateDB behaving, leaves a complete, marked day.
