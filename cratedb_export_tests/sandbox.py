@@ -77,9 +77,7 @@ def _dagster_dev(env: dict[str, str]) -> int:
 def main() -> int:
     env = _prepare_dagster_home()
     if os.environ.get("CRATEDB_URL"):
-        print(
-            f"Using CrateDB at {os.environ['CRATEDB_URL'].split('@')[-1]} and the S3 settings in the environment."
-        )
+        print(f"Using CrateDB at {os.environ['CRATEDB_URL'].split('@')[-1]} and the S3 settings in the environment.")
         return _dagster_dev(env)
 
     from cratedb_export_tests.crate_double import CrateDouble
@@ -97,13 +95,12 @@ def main() -> int:
     access_key, secret_key = SANDBOX_KEYS
     with SeaweedS3(access_key, secret_key) as s3, CrateDouble() as crate:
         s3.create_bucket("crate-astro-tutorial")
-        crate.execute(TUTORIAL_DDL)
         rows = _sample_rows(datetime.now(UTC).date())
-        crate.execute(
-            'INSERT INTO "doc"."metrics" ("hash_id", "timestamp", "name", "tags", "fields") VALUES (?, ?, ?, ?, ?)',
-            bulk_args=rows,
-        )
-        crate.execute('REFRESH TABLE "doc"."metrics"')
+        insert = 'INSERT INTO "doc"."metrics" ("hash_id", "timestamp", "name", "tags", "fields") VALUES (?, ?, ?, ?, ?)'
+        for statement, bulk_args in ((TUTORIAL_DDL, None), (insert, rows), ('REFRESH TABLE "doc"."metrics"', None)):
+            reply = crate.execute(statement, bulk_args=bulk_args)
+            if "error" in reply:
+                raise SystemExit(f"sandbox: preloading doc.metrics failed: {reply['error']['message']}")
         print(
             f"  preloaded doc.metrics with {len(rows)} rows over the last {SAMPLE_DAYS} days\n"
             f"  CrateDB stand-in: {crate.url}   S3: {s3.endpoint_url} (bucket crate-astro-tutorial, "

@@ -1,0 +1,45 @@
+"""A stand-in for CrateDB, used because no CrateDB server can run on this machine.
+
+This is NOT CrateDB. It is a test double that speaks CrateDB's real HTTP protocol and follows
+CrateDB's documented and observed behaviour (see /work/shared/reference/cratedb.md) closely enough
+that the exporter's tests pass against it *and* against a real CrateDB 5.x. It is only worth what it
+refuses, so it is strict: every statement is first checked with CrateDB's own grammar
+(``cratedb-sqlparse``), and a statement that parses but is not modelled here is answered with
+``UnsupportedFeatureException[the CrateDB test double does not support ...]`` (code 4004), never
+silently accepted.
+
+What it covers:
+
+* HTTP: ``GET /`` node info with ``version.number``; ``POST /_sql[?types][&error_trace]`` with
+  ``args`` or ``bulk_args`` (gzip request bodies too); CrateDB's reply and error JSON, codes and
+  HTTP statuses; trust auth (user ``crate``) or HTTP Basic auth with a 401 plain-text refusal.
+* CREATE TABLE [IF NOT EXISTS] with BIGINT, INTEGER, TEXT, DOUBLE/REAL, BOOLEAN, TIMESTAMP WITH/WITHOUT
+  TIME ZONE, OBJECT[(DYNAMIC)], ARRAY(...), generated ``date_trunc('<unit>', "ts")`` columns,
+  ``CLUSTERED INTO n SHARDS``, ``PARTITIONED BY (col)``, ``WITH (column_policy, number_of_replicas,
+  refresh_interval)``; DROP TABLE [IF EXISTS]; REFRESH TABLE (no-op).
+* INSERT ... VALUES with literals or parameters, bulk inserts. Tables are ``strict`` by default, as
+  in CrateDB: an unknown column is ``ColumnUnknownException`` (4043) unless the table was created
+  ``WITH (column_policy = 'dynamic')``; keys of OBJECT(DYNAMIC) columns are learnt on insert.
+* SELECT of columns or ``count(*)`` from one table (user tables, ``sys.jobs_log``, ``sys.nodes``) with
+  an AND of comparisons in WHERE, ORDER BY and LIMIT; ``jobs_log`` keeps statement text, never args.
+* COPY TO DIRECTORY 's3://...' as CrateDB 5.x runs it: one object per shard read, named
+  ``<table>_<shard>_<partitionIdent>.json[.gz]`` (the ident is CrateDB's exact encoding), NDJSON lines,
+  column lists, json_object / json_array, gzip, partition pruning for ``date_trunc`` partition
+  columns, ``wait_for_completion``; ``s3://`` URIs parsed like ``java.net.URI`` and CrateDB's
+  ``S3URI`` (including the ``Invalid uri '<uri with credentials>'`` error); objects written with
+  boto3 multipart uploads to the URI's ``host:port``; S3 failures as ``AmazonS3Exception`` /
+  ``SdkClientException`` (5000), as CrateDB up to 6.2 reports them.
+* Test-only fault injection (``CrateDouble.faults`` or ``POST /_double/faults``): failing,
+  delayed and truncated answers.
+
+What it does not cover (refused loudly): UPDATE/DELETE, joins, grouping, OR/NOT, casts and arithmetic
+in expressions, primary keys and other constraints, ``file://`` targets, writing to AWS itself
+(a URI without ``host:port``), ``information_schema``, privileges, replicas, and CrateDB 6.3+'s
+OpenDAL-based S3 errors. Shards are written one after another, not in parallel; rows are routed
+by a hash of a generated row id, not by CrateDB's murmur3 of ``_id``.
+"""
+
+from .faults import Faults
+from .server import CrateDouble
+
+__all__ = ["CrateDouble", "Faults"]

@@ -1,0 +1,237 @@
+"""COPY t [PARTITION (...)] [(cols)] [WHERE ...] TO DIRECTORY <uri> [WITH (...)], as CrateDB 5.x runs it.
+
+One object per shard that is read, named ``<table>_<shard>_<partitionIdent>.json[.gz]``; every
+shard that is read gets one, even when no row matches. A table partitioned by
+``date_trunc(unit, ts)`` reads only the partitions a ``ts`` range can touch
+(``date_trunc(unit, lower) <= p <= date_trunc(unit, upper)``), as CrateDB's partition pruning
+does; a condition on a function of ``ts`` prunes nothing. Target URIs are parsed per shard, so a
+COPY that reads no shard fails on nothing, as in CrateDB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
+
+from . import coltypes, javauri, s3
+from .errors import not_in_double, partition_unknown, sql_parse, unsupported
+from .faults import Faults
+from .predicates import OPS, Binder, dig, matches
+from .sqltree import Cmp, Col, Expr, Lit, conjuncts, generic_properties
+from .statement import Statement
+from .tables import Catalog, Table, partition_ident, partition_string
+
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "<>": "<>", "!=": "!="}
+
+
+@dataclass(frozen=True)
+class Options:
+    gzip: bool
+    json_array: bool
+    protocol: str
+    wait: bool
+
+
+@dataclass
+class ShardFile:
+    uri: str
+    lines: list[bytes]
+
+
+def copy_to(
+    stmt: Statement,
+    catalog: Catalog,
+    resolve: Callable[[str, str, str], Table],
+    faults: Faults,
+    writer: s3.S3Writer,
+) -> int:
+    node: P.CopyToContext = stmt.node
+    if node.DIRECTORY() is None:
+        raise unsupported("Using COPY TO without specifying a DIRECTORY is not supported")
+    target = node.tableWithPartition()
+    table = resolve(*stmt.relation(target.qname()), "COPY TO")
+    columns = [_column(stmt, table, e) for e in node.columns().primaryExpression()] if node.columns() else []
+    where = Binder(table, stmt.value).where(stmt.expr(node.where().booleanExpression())) if node.where() else None
+    with catalog.lock:
+        partition = _partition_clause(stmt, table, target.assignment())
+        partitions = dict(table.partitions)
+        rows = list(table.rows)
+    options = _options(stmt, node.withProperties(), columns_defined=bool(columns))
+    directory = stmt.constant(node.expr())
+    if not isinstance(directory, str):
+        raise sql_parse(f"fileUri must be of type STRING. Got {coltypes.source_type_name(directory)}")
+    shards = _shards(table, partition, partitions, where)
+    docs: dict[tuple[str, int], list[dict[str, Any]]] = {key: [] for key in shards}
+    for row in rows:
+        key = (row.partition or "", row.shard)
+        if key in docs and matches(where, row.doc):
+            docs[key].append(row.doc)
+    files = []
+    for ident, shard in shards:
+        name = f"{table.name}_{shard}_{ident}.json" + (".gz" if options.gzip else "")
+        uri = directory + ("" if directory.endswith("/") else "/") + name
+        files.append(ShardFile(uri, [_line(table, columns, options, doc) for doc in docs[(ident, shard)]]))
+    drop, extra = faults.take_copy_faults()
+    rowcount = sum(len(f.lines) for f in files) + extra
+    _drop_lines(files, drop)
+    if not options.wait:
+        # CrateDB answers at once and never reports what goes wrong afterwards.
+        threading.Thread(target=_write_quietly, args=(files, options, writer), daemon=True).start()
+        return -1
+    _write(files, options, writer)
+    return rowcount
+
+
+def _column(stmt: Statement, table: Table, node: Any) -> Col:
+    expr = stmt.expr(node)
+    if not isinstance(expr, Col):
+        raise sql_parse(f"COPY TO only supports column references, got `{node.getText()}`")
+    table.column_type(expr.path)
+    return expr
+
+
+def _partition_clause(stmt: Statement, table: Table, assignments: list[Any]) -> str | None:
+    if not assignments:
+        return None
+    if table.partitioned_by is None:
+        raise sql_parse(f"table '{table.fqn}' is not partitioned")
+    if len(assignments) != 1:
+        raise sql_parse(
+            f'The table "{table.fqn}" is partitioned by 1 columns but the PARTITION clause '
+            f"contains {len(assignments)} columns"
+        )
+    column = stmt.expr(assignments[0].primaryExpression())
+    if not isinstance(column, Col) or column.path != (table.partitioned_by,):
+        name = column.name if isinstance(column, Col) else assignments[0].primaryExpression().getText()
+        raise sql_parse(f'"{name}" is no known partition column')
+    value = coltypes.cast(stmt.constant(assignments[0].expr()), table.columns[table.partitioned_by].type)
+    ident = partition_ident([partition_string(value)])
+    if ident not in table.partitions:
+        raise partition_unknown(table.fqn, ident)
+    return ident
+
+
+def _options(stmt: Statement, with_node: Any, columns_defined: bool) -> Options:
+    values: dict[str, Any] = {}
+    for key, node in generic_properties(with_node):
+        expr = stmt.expr(node)
+        if isinstance(expr, Col):
+            raise unsupported(
+                "Columns cannot be used in this context. "
+                f"Maybe you wanted to use a string literal which requires single quotes: '{expr.name}'"
+            )
+        values[key] = _setting_string(stmt.value(expr))
+    compression = _enum(values.get("compression"), "CompressionType", {"GZIP"})
+    output_format = _enum(values.get("format"), "OutputFormat", {"JSON_OBJECT", "JSON_ARRAY"})
+    if not columns_defined and output_format == "JSON_ARRAY":
+        raise unsupported("Output format not supported without specifying columns.")
+    protocol = values.get("protocol", "https")
+    if protocol not in ("http", "https"):
+        raise sql_parse(f"Invalid protocol `{protocol}`. Expected HTTP or HTTPS")
+    wait = values.get("wait_for_completion", "true")
+    if wait not in ("true", "false"):
+        raise sql_parse(f"Failed to parse value [{wait}] as only [true] or [false] are allowed.")
+    json_array = output_format == "JSON_ARRAY" or (output_format is None and columns_defined)
+    return Options(compression == "GZIP", json_array, protocol, wait == "true")
+
+
+def _setting_string(value: Any) -> str:
+    """WITH values end up in CrateDB's string-typed Settings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _enum(value: str | None, enum: str, allowed: set[str]) -> str | None:
+    if not value:
+        return None
+    if value.upper() not in allowed:
+        raise sql_parse(f"No enum constant io.crate.execution.dsl.projection.WriterProjection.{enum}.{value.upper()}")
+    return value.upper()
+
+
+def _shards(
+    table: Table, partition: str | None, partitions: dict[str, Any], where: Expr | None
+) -> list[tuple[str, int]]:
+    """(partition ident, shard id) of every shard the COPY reads."""
+    if table.partitioned_by is None:
+        return [("", shard) for shard in range(table.shards)]
+    idents = [partition] if partition else [i for i, v in partitions.items() if _may_match(table, v, where)]
+    return [(ident, shard) for ident in sorted(idents) for shard in range(table.shards)]
+
+
+def _may_match(table: Table, value: Any, where: Expr | None) -> bool:
+    """Partition pruning: AND-ed comparisons of the partition column, or of the timestamp a
+    ``date_trunc`` partition column is generated from, against constants."""
+    column = table.columns[table.partitioned_by or ""]
+    for part in conjuncts(where):
+        if not isinstance(part, Cmp):
+            continue
+        if isinstance(part.left, Col) and isinstance(part.right, Lit):
+            path, op, constant = part.left.path, part.op, part.right.value
+        elif isinstance(part.right, Col) and isinstance(part.left, Lit):
+            path, op, constant = part.right.path, _FLIPPED[part.op], part.left.value
+        else:
+            continue
+        if path == (column.name,):
+            if value is None or constant is None or not OPS[op](value, constant):
+                return False
+        elif column.generated is not None and path == (column.generated[1],) and op in ("<", "<=", ">", ">=", "="):
+            bound = coltypes.date_trunc(column.generated[0], constant)
+            if value is None or bound is None:
+                return False
+            inside = value <= bound if op in ("<", "<=") else value >= bound if op in (">", ">=") else value == bound
+            if not inside:
+                return False
+    return True
+
+
+def _line(table: Table, columns: list[Col], options: Options, doc: dict[str, Any]) -> bytes:
+    if options.json_array:
+        data: Any = [dig(doc, col.path) for col in columns]
+    elif columns:
+        data = {col.name: dig(doc, col.path) for col in columns}
+    else:
+        data = {key: value for key, value in doc.items() if value is not None}
+        if table.partitioned_by in data:
+            data[table.partitioned_by] = partition_string(data[table.partitioned_by])
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _drop_lines(files: list[ShardFile], drop: int) -> None:
+    """The truncation fault: the largest object loses its last lines, the rowcount does not."""
+    if drop and files:
+        largest = max(files, key=lambda f: len(f.lines))
+        del largest.lines[max(0, len(largest.lines) - drop) :]
+
+
+def _write(files: list[ShardFile], options: Options, writer: s3.S3Writer) -> None:
+    for file in files:
+        target = _target(file.uri)
+        body = b"".join(line + b"\n" for line in file.lines)
+        writer.put(target, options.protocol, gzip.compress(body, mtime=0) if options.gzip else body)
+
+
+def _write_quietly(files: list[ShardFile], options: Options, writer: s3.S3Writer) -> None:
+    with contextlib.suppress(Exception):  # wait_for_completion = false: errors are never reported
+        _write(files, options, writer)
+
+
+def _target(uri: str) -> s3.S3Target:
+    """Pick the output by scheme as CrateDB's FileWriterCountCollector does."""
+    try:
+        scheme = javauri.parse(uri).scheme or "file"
+    except javauri.JavaURISyntaxError:
+        raise sql_parse(f"Invalid uri '{uri}'") from None
+    if scheme == "file":
+        raise not_in_double("COPY TO a local path or file:// URI; use s3://")
+    if scheme != "s3":
+        raise unsupported(f"Unknown scheme '{scheme}'")
+    return s3.parse_target(uri)

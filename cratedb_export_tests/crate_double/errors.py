@@ -1,0 +1,94 @@
+"""CrateDB's error model: ``<ExceptionName>[<text>]`` messages, numeric codes and HTTP statuses.
+
+Every refusal of the double goes through :class:`CrateError` so that the HTTP layer can answer
+exactly as CrateDB's ``HttpError`` does and ``sys.jobs_log.error`` can keep only the text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_STATUS_BY_CODE = {4000: 400, 4003: 400, 4004: 400, 4007: 400, 4010: 401, 4011: 401}
+
+DOUBLE_NAME = "the CrateDB test double"
+
+
+def http_status(code: int) -> int:
+    """Map a CrateDB error code to its HTTP status (reference §5): 4041 -> 404, 5030 -> 503, ..."""
+    return _STATUS_BY_CODE.get(code, code // 10)
+
+
+class CrateError(Exception):
+    """An error answered to the client; ``text`` is what CrateDB keeps in ``sys.jobs_log.error``."""
+
+    def __init__(self, name: str, text: str, code: int) -> None:
+        super().__init__(f"{name}[{text}]")
+        self.name = name
+        self.text = text
+        self.code = code
+
+    @property
+    def message(self) -> str:
+        return f"{self.name}[{self.text}]"
+
+    @property
+    def status(self) -> int:
+        return http_status(self.code)
+
+    def reply(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "code": self.code}}
+
+
+def sql_parse(text: str) -> CrateError:
+    """Invalid SQL, failed casts, and every IllegalArgumentException (CrateDB maps those to 4000)."""
+    return CrateError("SQLParseException", text, 4000)
+
+
+def unsupported(text: str) -> CrateError:
+    return CrateError("UnsupportedFeatureException", text, 4004)
+
+
+def not_in_double(what: str) -> CrateError:
+    """A statement CrateDB may accept but the double does not model: refuse it loudly, never fake it."""
+    return unsupported(f"{DOUBLE_NAME} does not support {what}")
+
+
+def relation_unknown(fqn: str) -> CrateError:
+    return CrateError("RelationUnknown", f"Relation '{fqn}' unknown", 4041)
+
+
+def column_unknown(name: str) -> CrateError:
+    return CrateError("ColumnUnknownException", f"Column {name} unknown", 4043)
+
+
+def schema_unknown(schema: str) -> CrateError:
+    return CrateError("SchemaUnknownException", f"Schema '{schema}' unknown", 4045)
+
+
+def partition_unknown(fqn: str, ident: str) -> CrateError:
+    return CrateError("PartitionUnknownException", f"No partition for table '{fqn}' with ident '{ident}' exists", 4046)
+
+
+def relation_exists(fqn: str) -> CrateError:
+    return CrateError("RelationAlreadyExists", f"Relation '{fqn}' already exists.", 4093)
+
+
+def operation_not_allowed(fqn: str, operation: str) -> CrateError:
+    return CrateError(
+        "OperationOnInaccessibleRelationException",
+        f'The relation "{fqn}" doesn\'t support or allow {operation} operations',
+        4007,
+    )
+
+
+def cannot_cast(value: Any, source_type: str, target_type: str) -> CrateError:
+    shown = f"'{value}'" if isinstance(value, str) else _sql_literal(value)
+    return sql_parse(f"Cannot cast `{shown}` of type `{source_type}` to type `{target_type}`")
+
+
+def _sql_literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,68 @@
+"""Check a statement against CrateDB's real grammar before the double tries to evaluate it.
+
+``cratedb_sqlparse`` ships parser code generated from CrateDB's own ``SqlBaseParser.g4``. Its
+``sqlparse()`` helper is not used: with ``raise_exception=True`` it crashes on some errors
+(AttributeError on ``e.ctx`` in 0.0.17), without it an error it cannot match to a statement is
+dropped, and it accepts several statements. CrateDB itself parses a request with the
+``singleStatement`` rule and stops at the first syntax error; this module does the same with the
+generated lexer and parser and a listener that keeps every error.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from antlr4 import CommonTokenStream
+from antlr4.error.ErrorListener import ErrorListener
+
+# Importing the parser module also installs the lexer actions that dollar-quoted strings need.
+from cratedb_sqlparse.generated_parser.SqlBaseLexer import SqlBaseLexer
+from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser
+from cratedb_sqlparse.parser import CaseInsensitiveStream
+
+from .errors import sql_parse
+
+# The ANTLR Python runtime shares its DFA caches between parsers without locking, and the
+# server parses on many threads at once.
+_PARSE_LOCK = threading.Lock()
+
+
+class _Collector(ErrorListener):
+    def __init__(self) -> None:
+        self.errors: list[tuple[int, int, str]] = []
+
+    def syntaxError(self, recognizer, offendingSymbol, line, column, msg, e) -> None:
+        self.errors.append((line, column, msg))
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A statement that passed the grammar: the parse tree plus where each ``?`` stands."""
+
+    statement: SqlBaseParser.StatementContext
+    placeholder_tokens: tuple[int, ...]
+
+    def placeholder_index(self, token_index: int) -> int:
+        """CrateDB numbers ``?`` placeholders from left to right, starting at 0."""
+        return self.placeholder_tokens.index(token_index)
+
+
+def parse(stmt: str) -> Parsed:
+    """Parse one statement or raise ``SQLParseException[line L:C: ...]`` as CrateDB does."""
+    collector = _Collector()
+    with _PARSE_LOCK:
+        lexer = SqlBaseLexer(CaseInsensitiveStream(stmt))
+        lexer.removeErrorListeners()
+        lexer.addErrorListener(collector)
+        tokens = CommonTokenStream(lexer)
+        parser = SqlBaseParser(tokens)
+        parser.removeErrorListeners()
+        parser.addErrorListener(collector)
+        tree = parser.singleStatement()
+    if collector.errors:
+        line, column, msg = collector.errors[0]
+        # CrateDB's ParsingException reports a 1-based column.
+        raise sql_parse(f"line {line}:{column + 1}: {msg}")
+    placeholders = tuple(t.tokenIndex for t in tokens.tokens if t.type == SqlBaseLexer.QUESTION)
+    return Parsed(tree.statement(), placeholders)

@@ -1,0 +1,170 @@
+"""``s3://`` targets as CrateDB 5.x reads them, and the objects written with boto3.
+
+Parsing follows CrateDB's ``S3URI.toS3URI`` on top of ``java.net.URI``:
+``s3://[<key>:<secret>@][<host>:<port>/]<bucket>/<path>``. A host is the endpoint only when it has
+a port; user info is percent-decoded *before* it is split on ``:``, and only the first two pieces
+are used (so a secret containing ``:`` breaks even as ``%3A``). Either key missing means an
+anonymous (unsigned) request.
+
+Objects are written like CrateDB 5.x's ``S3FileOutput``: one multipart upload per object
+(create, one part, complete), path-style, region us-east-1, ``<protocol>://host:port``. S3 errors
+come back as ``AmazonS3Exception[...]`` and connection failures as ``SdkClientException[...]``,
+both code 5000 / HTTP 500, as CrateDB up to 6.2 (AWS SDK v1) reports them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from . import javauri
+from .errors import CrateError, not_in_double, sql_parse
+
+INVALID_URI_MSG = "Invalid URI. Please make sure that given URI is encoded properly."
+
+
+@dataclass(frozen=True)
+class S3Target:
+    bucket: str
+    key: str
+    endpoint: str | None  # "host:port", None for AWS itself
+    access_key: str | None
+    secret_key: str | None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.access_key is None or self.secret_key is None
+
+
+def parse_target(uri: str) -> S3Target:
+    """Split one shard's target URI; errors are the ones CrateDB answers, credentials and all."""
+    try:
+        parsed = javauri.parse(uri)
+    except javauri.JavaURISyntaxError:
+        raise sql_parse(f"Invalid uri '{uri}'") from None
+    text = uri
+    if parsed.host is not None and parsed.port == -1:
+        # "s3://bucket/key" is read by Java with the bucket as host: CrateDB moves it into the path.
+        user = f"{parsed.raw_user_info}@" if parsed.raw_user_info is not None else ""
+        text = f"s3://{user}/{parsed.host}{parsed.path}"
+        try:
+            parsed = javauri.parse(text)
+        except javauri.JavaURISyntaxError as error:
+            raise sql_parse(str(error)) from None
+    user_info = _user_info(parsed)
+    access_key = secret_key = None
+    if user_info is not None:
+        parts = _java_split(user_info, ":")
+        access_key = parts[0] if parts else None
+        secret_key = parts[1] if len(parts) > 1 else None
+    elif "@" in text:
+        # CrateDB's guess: an '@' without parsable user info means an unencoded secret.
+        raise sql_parse(INVALID_URI_MSG)
+    path = (parsed.path or "")[1:]
+    bucket, _, key = path.partition("/")
+    endpoint = f"{parsed.host}:{parsed.port}" if parsed.host is not None else None
+    return S3Target(bucket, key, endpoint, access_key, secret_key)
+
+
+def _user_info(parsed: javauri.JavaUri) -> str | None:
+    if parsed.host is None and parsed.port == -1 and parsed.user_info is None:
+        # Java keeps "key:secret@" without a host as a registry authority, not as user info.
+        authority = parsed.authority
+        if authority is None:
+            return None
+        at = authority.find("@")
+        if at != len(authority) - 1:
+            raise sql_parse(INVALID_URI_MSG)
+        return authority[:at]
+    return parsed.user_info
+
+
+def _java_split(text: str, separator: str) -> list[str]:
+    """``String.split``: trailing empty strings are dropped (``"a:"`` -> ``["a"]``)."""
+    parts = text.split(separator)
+    if text == "":
+        return [""]
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+class S3Writer:
+    """Writes objects; boto3 clients are cached per endpoint, protocol and key pair."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def put(self, target: S3Target, protocol: str, body: bytes) -> None:
+        if target.endpoint is None:
+            raise not_in_double("writing to AWS S3 itself; give the store's host:port in the URI")
+        if not target.bucket:
+            raise sql_parse("The bucket name parameter must be specified when initiating a multipart upload")
+        client = self._client(target, protocol)
+        names = {"Bucket": target.bucket, "Key": target.key}
+        try:
+            upload_id = client.create_multipart_upload(**names)["UploadId"]
+            part = client.upload_part(**names, UploadId=upload_id, PartNumber=1, Body=body)
+            parts = {"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]}
+            client.complete_multipart_upload(**names, UploadId=upload_id, MultipartUpload=parts)
+        except ClientError as error:
+            raise _amazon_s3_exception(error) from None
+        except BotoCoreError as error:
+            raise _sdk_client_exception(error, target.endpoint) from None
+
+    def _client(self, target: S3Target, protocol: str) -> Any:
+        key = (target.endpoint, protocol, target.access_key, target.secret_key)
+        with self._lock:
+            if key not in self._clients:
+                config = Config(
+                    s3={"addressing_style": "path"},
+                    signature_version=UNSIGNED if target.anonymous else "s3v4",
+                    retries={"max_attempts": 2, "mode": "standard"},
+                    connect_timeout=5,
+                    read_timeout=60,
+                )
+                client = boto3.session.Session().client(
+                    "s3",
+                    endpoint_url=f"{protocol}://{target.endpoint}",
+                    region_name="us-east-1",
+                    aws_access_key_id=None if target.anonymous else target.access_key,
+                    aws_secret_access_key=None if target.anonymous else target.secret_key,
+                    config=config,
+                )
+                # CrateDB's SDK sends any bucket name and lets S3 judge it; so does the double.
+                client.meta.events.unregister("before-parameter-build.s3", _bucket_validator())
+                self._clients[key] = client
+            return self._clients[key]
+
+
+def _bucket_validator() -> Any:
+    from botocore.handlers import validate_bucket_name
+
+    return validate_bucket_name
+
+
+def _amazon_s3_exception(error: ClientError) -> CrateError:
+    details = error.response.get("Error", {})
+    meta = error.response.get("ResponseMetadata", {})
+    text = (
+        f"{details.get('Message', '')} (Service: Amazon S3; Status Code: {meta.get('HTTPStatusCode')}; "
+        f"Error Code: {details.get('Code')}; Request ID: {meta.get('RequestId')}; "
+        f"S3 Extended Request ID: {meta.get('HostId')}; Proxy: null)"
+    )
+    return CrateError("AmazonS3Exception", text, 5000)
+
+
+def _sdk_client_exception(error: BotoCoreError, endpoint: str) -> CrateError:
+    if isinstance(error, EndpointConnectionError):
+        host = endpoint.rpartition(":")[0]
+        detail = f"Connect to {endpoint} [/{host}] failed: Connection refused"
+    else:
+        detail = str(error)
+    return CrateError("SdkClientException", f"Unable to execute HTTP request: {detail}", 5000)

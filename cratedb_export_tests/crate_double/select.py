@@ -1,0 +1,118 @@
+"""SELECT of columns or ``count(*)`` from one table, with WHERE, ORDER BY and LIMIT.
+
+Enough to count a day's rows, to look at ``sys.jobs_log`` and ``sys.nodes``, and for tests to
+read back what they inserted. Joins, grouping, aliases and expressions in the select list are
+refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cmp_to_key, partial
+from typing import Any
+
+from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
+
+from . import coltypes
+from .ddl import table_name
+from .errors import not_in_double
+from .predicates import Binder, dig, matches
+from .sqltree import Col, ident, text_of
+from .statement import Statement
+from .tables import Table
+
+Result = tuple[list[str], list[Any], list[list[Any]]]  # cols, col_types, rows
+
+
+def select(stmt: Statement, resolve: Callable[[str, str, str], Table]) -> Result:
+    query: P.QueryContext = stmt.node.query()
+    body = query.queryNoWith() if query.with_() is None else None
+    term = body.queryTerm() if body is not None else None
+    spec = term.querySpec() if isinstance(term, P.QueryTermDefaultContext) else None
+    if not isinstance(spec, P.DefaultQuerySpecContext) or body.offsetClause() is not None:
+        raise not_in_double(f"the query `{text_of(query)}`")
+    if spec.setQuant() or spec.GROUP() or spec.HAVING() or spec.WINDOW() or len(spec.relation()) > 1:
+        raise not_in_double("DISTINCT, GROUP BY, HAVING, WINDOW or joins")
+    if not spec.relation():
+        return _constants(stmt, spec.selectItem())
+    table = resolve(*_relation(stmt, spec.relation()[0]), "READ")
+    where = spec.where()
+    binder = Binder(table, stmt.value)
+    condition = binder.where(stmt.expr(where.booleanExpression())) if where is not None else None
+    docs = [row.doc for row in table.rows if matches(condition, row.doc)]
+    items = spec.selectItem()
+    if len(items) == 1 and _is_count_star(items[0]):
+        name = ident(items[0].ident()) if items[0].ident() else "count(*)"
+        return [name], [coltypes.BIGINT.type_id], [[len(docs)]]
+    names, columns = _columns(stmt, table, items)
+    docs = _order(stmt, table, body.sortItem(), docs)
+    limit = body.limitClause()
+    if limit is not None and limit.parameterOrInteger() is not None:
+        docs = docs[: stmt.value(stmt.builder.integer(limit.parameterOrInteger()))]
+    types = [table.column_type(col.path).type_id for col in columns]
+    return names, types, [[dig(doc, col.path) for col in columns] for doc in docs]
+
+
+def _constants(stmt: Statement, items: list[Any]) -> Result:
+    names, values = [], []
+    for item in items:
+        if not isinstance(item, P.SelectSingleContext):
+            raise not_in_double("SELECT * without FROM")
+        values.append(stmt.constant(item.expr()))
+        names.append(ident(item.ident()) if item.ident() else text_of(item.expr()))
+    types = [coltypes.infer_type(v).type_id if v is not None else 0 for v in values]
+    return names, types, [values]
+
+
+def _relation(stmt: Statement, relation: Any) -> tuple[str, str]:
+    aliased = relation.aliasedRelation() if isinstance(relation, P.RelationDefaultContext) else None
+    primary = aliased.relationPrimary() if aliased is not None else None
+    if not isinstance(primary, P.TableRelationContext) or aliased.ident() is not None:
+        raise not_in_double(f"the relation `{text_of(relation)}`")
+    return table_name(stmt, primary.table())
+
+
+def _is_count_star(item: Any) -> bool:
+    if not isinstance(item, P.SelectSingleContext):
+        return False
+    return re.fullmatch(r"count\(\*\)", text_of(item.expr()).replace(" ", ""), re.IGNORECASE) is not None
+
+
+def _columns(stmt: Statement, table: Table, items: list[Any]) -> tuple[list[str], list[Col]]:
+    names, columns = [], []
+    for item in items:
+        if isinstance(item, P.SelectAllContext) and item.qname() is None:
+            for name in table.columns:
+                names.append(name)
+                columns.append(Col((name,)))
+            continue
+        expr = stmt.expr(item.expr()) if isinstance(item, P.SelectSingleContext) else None
+        if not isinstance(expr, Col):
+            raise not_in_double(f"the select item `{text_of(item)}`")
+        table.column_type(expr.path)
+        names.append(ident(item.ident()) if item.ident() else expr.name)
+        columns.append(expr)
+    return names, columns
+
+
+def _order(stmt: Statement, table: Table, sort_items: list[Any], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ORDER BY like PostgreSQL and CrateDB: NULLs last ascending, first descending by default."""
+    for item in reversed(sort_items):
+        expr = stmt.expr(item.expr())
+        if not isinstance(expr, Col):
+            raise not_in_double(f"ORDER BY `{text_of(item)}`")
+        table.column_type(expr.path)
+        descending = item.DESC() is not None
+        nulls_first = item.FIRST() is not None if item.NULLS() is not None else descending
+
+        docs = sorted(docs, key=cmp_to_key(partial(_compare, expr.path, descending, nulls_first)))
+    return docs
+
+
+def _compare(path: tuple[str, ...], descending: bool, nulls_first: bool, a: dict[str, Any], b: dict[str, Any]) -> int:
+    x, y = dig(a, path), dig(b, path)
+    if x is None or y is None:
+        return 0 if x is y else (-1 if (x is None) == nulls_first else 1)
+    order = (x > y) - (x < y)
+    return -order if descending else order

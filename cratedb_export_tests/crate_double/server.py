@@ -1,0 +1,249 @@
+"""CrateDB's HTTP endpoint (``GET /``, ``POST /_sql``) in a thread, plus a test-only admin path.
+
+``POST /_double/faults`` (and ``GET`` to read the armed faults) is not part of CrateDB's API: it
+lets a test that runs the double in another process (``python -m ...crate_double``) arm the
+same faults as ``CrateDouble.faults``. It needs no credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import json
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .engine import Engine
+from .errors import CrateError, sql_parse
+from .faults import Faults
+
+FAULTS_PATH = "/_double/faults"
+_BODY_KEYS = {"stmt", "args", "bulk_args"}
+
+
+class CrateDouble:
+    """A stand-in CrateDB node on 127.0.0.1; see the package docstring for what it covers."""
+
+    def __init__(
+        self,
+        users: dict[str, str] | None = None,
+        version: str = "5.10.4",
+        default_shards: int = 4,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.users = dict(users) if users is not None else None
+        self.version = version
+        self.faults = Faults()
+        self._address = (host, port)
+        version_info = {"number": version, "build_hash": "crate-double", "build_snapshot": False}
+        self.node_info = {
+            "id": "crate-double-node-0",
+            "name": "crate-double",
+            "hostname": host,
+            "version": version_info,
+        }
+        self.engine = Engine(self.node_info, self.faults, default_shards)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def jobs_log(self) -> list[dict[str, Any]]:
+        return self.engine.jobs_log
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("CrateDouble is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> CrateDouble:
+        if self._server is None:
+            server = ThreadingHTTPServer(self._address, _Handler)
+            server.daemon_threads = True
+            server.double = self  # type: ignore[attr-defined]
+            self._server = server
+            self._thread = threading.Thread(target=server.serve_forever, name="crate-double", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def execute(
+        self, stmt: str, args: list[Any] | None = None, bulk_args: list[list[Any]] | None = None
+    ) -> dict[str, Any]:
+        """Run SQL in-process with the same engine; returns the JSON reply (the error reply too)."""
+        try:
+            return self.engine.execute(stmt, args, bulk_args, types=True)
+        except CrateError as error:
+            return error.reply()
+
+    def __enter__(self) -> CrateDouble:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "CrateDB-test-double"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+
+    @property
+    def double(self) -> CrateDouble:
+        return self.server.double  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet, like a test fixture
+
+    def do_GET(self) -> None:
+        self._read_body()
+        path = urlsplit(self.path).path
+        if path == FAULTS_PATH:
+            self._send_json(200, self.double.faults.state())
+        elif self._authenticated():
+            if path == "/":
+                self._send_json(
+                    200,
+                    {
+                        "ok": True,
+                        "status": 200,
+                        "name": self.double.node_info["name"],
+                        "cluster_name": "crate-double",
+                        "version": self.double.node_info["version"],
+                    },
+                )
+            else:
+                self._send_text(404, f"No handler found for uri [{path}] and method [GET]")
+
+    def do_POST(self) -> None:
+        body = self._read_body()
+        url = urlsplit(self.path)
+        if url.path == FAULTS_PATH:
+            self._configure_faults(body)
+        elif self._authenticated():
+            if url.path == "/_sql":
+                self._sql(body, parse_qs(url.query, keep_blank_values=True))
+            else:
+                self._send_text(404, f"No handler found for uri [{url.path}] and method [POST]")
+
+    def _sql(self, body: bytes, query: dict[str, list[str]]) -> None:
+        failure = self.double.faults.take_failure()
+        if failure is not None:
+            self._send_json(*failure)
+            return
+        time.sleep(self.double.faults.take_delay())
+        try:
+            request = _parse_request(body)
+            schema = self.headers.get("Default-Schema") or "doc"
+            reply = self.double.engine.execute(
+                request.get("stmt"),
+                request.get("args"),
+                request.get("bulk_args"),
+                schema,
+                types=_flag(query, "types"),
+            )
+            self._send_json(200, reply)
+        except CrateError as error:
+            reply = error.reply()
+            if _flag(query, "error_trace"):
+                reply["error_trace"] = "".join(traceback.format_exception(error))
+            self._send_json(error.status, reply)
+
+    def _configure_faults(self, body: bytes) -> None:
+        try:
+            self._send_json(200, self.double.faults.configure(json.loads(body or b"{}")))
+        except (ValueError, TypeError) as error:
+            self._send_json(400, {"error": str(error)})
+
+    def _authenticated(self) -> bool:
+        """HTTP Basic auth when users are configured; otherwise trust (user ``crate``)."""
+        users = self.double.users
+        if users is None:
+            return True
+        user, password = "crate", None
+        header = self.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            try:
+                decoded = base64.b64decode(header[6:], validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            name, _, password = decoded.partition(":")
+            user = name or "crate"
+        if user in users and users[user] == password:
+            return True
+        self._send_text(
+            401,
+            f'password authentication failed for user "{user}"',
+            {"WWW-Authenticate": 'Basic realm="CrateDB Authenticator"'},
+        )
+        return False
+
+    def _read_body(self) -> bytes:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("Content-Encoding", "").lower() == "gzip":
+            try:
+                body = gzip.decompress(body)
+            except (OSError, EOFError):
+                body = b""  # answered as an unparsable source
+        return body
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json; charset=UTF-8")
+
+    def _send_text(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        self._send(status, text.encode(), "text/plain; charset=UTF-8", headers)
+
+    def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (a read timeout): nothing to answer
+
+
+def _flag(query: dict[str, list[str]], name: str) -> bool:
+    """CrateDB's ``paramContainFlag``: ``?name`` or ``?name=true``."""
+    return query.get(name) in ([""], ["true"])
+
+
+def _parse_request(body: bytes) -> dict[str, Any]:
+    """The ``{"stmt", "args" | "bulk_args"}`` body, refused like CrateDB's SQLRequestParser."""
+    try:
+        request = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise sql_parse(f"Failed to parse source [{body.decode('utf-8', 'replace')}]") from None
+    if not isinstance(request, dict) or not isinstance(request.get("stmt"), str):
+        raise sql_parse("Field [stmt] was not specified")
+    unknown = set(request) - _BODY_KEYS
+    if unknown:
+        raise sql_parse(f"Failed to parse source [{body.decode('utf-8', 'replace')}]: unknown keys {sorted(unknown)}")
+    args, bulk_args = request.get("args"), request.get("bulk_args")
+    if args is not None and not isinstance(args, list):
+        raise sql_parse("Field [args] must be an array")
+    if bulk_args is not None and not (isinstance(bulk_args, list) and all(isinstance(r, list) for r in bulk_args)):
+        raise sql_parse("Field [bulk_args] must be an array of arrays")
+    return request

@@ -1,0 +1,178 @@
+"""User tables: schema, rows, shard routing and partitions, kept in memory.
+
+Rows carry an id (CrateDB's ``_id``) and are routed to a shard by a stable hash of it, so the
+same inserts always land on the same shards. A partitioned table keeps one set of shards per
+partition value, as CrateDB keeps one index per partition; a partition exists once a row has
+been inserted into it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import coltypes
+from .coltypes import ColumnType
+from .errors import column_unknown, relation_exists, relation_unknown, schema_unknown, sql_parse
+
+BUILTIN_SCHEMAS = {"doc", "sys", "information_schema", "pg_catalog", "blob"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    generated: tuple[str, str] | None = None  # date_trunc(unit, source): (unit, source)
+
+
+@dataclass
+class StoredRow:
+    row_id: str
+    partition: str | None  # partition ident, None for a non-partitioned table
+    shard: int
+    doc: dict[str, Any]
+
+
+def partition_ident(values: list[str | None]) -> str:
+    """CrateDB's ``PartitionName.encodeIdent``: vInt count, then per value vInt(len + 1) and the
+    UTF-8 bytes (0 for NULL), in base32hex, lower case, without padding."""
+    data = bytearray(_vint(len(values)))
+    for value in values:
+        if value is None:
+            data += _vint(0)
+        else:
+            raw = value.encode("utf-8")
+            data += _vint(len(raw) + 1) + raw
+    return base64.b32hexencode(bytes(data)).decode("ascii").lower().rstrip("=")
+
+
+def _vint(number: int) -> bytes:
+    out = bytearray()
+    while number > 0x7F:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+def partition_string(value: Any) -> str | None:
+    """How a partition value is kept (and exported in ``_doc`` since 5.9): as a string."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass
+class Table:
+    schema: str
+    name: str
+    columns: dict[str, Column]
+    shards: int
+    partitioned_by: str | None = None
+    dynamic: bool = False  # column_policy; CrateDB's default for tables is 'strict'
+    object_keys: dict[tuple[str, ...], ColumnType] = field(default_factory=dict)
+    rows: list[StoredRow] = field(default_factory=list)
+    partitions: dict[str, Any] = field(default_factory=dict)  # ident -> partition value
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def column_type(self, path: tuple[str, ...]) -> ColumnType:
+        """The type of a column or object key, or ColumnUnknownException like CrateDB."""
+        column = self.columns.get(path[0])
+        known = column.type if column else None
+        if known is not None and len(path) > 1:
+            known = self.object_keys.get(path) if column.type.kind == "object" else None
+        if known is None:
+            name = path[0] + "".join(f"['{key}']" for key in path[1:])
+            raise column_unknown(name)
+        return known
+
+    def prepare(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Cast an inserted row, add dynamic columns and compute generated ones."""
+        doc: dict[str, Any] = {}
+        for name, value in values.items():
+            column = self.columns.get(name)
+            if column is None:
+                if not self.dynamic:
+                    raise column_unknown(name)
+                column = self.columns[name] = Column(name, coltypes.infer_type(value))
+            doc[name] = coltypes.cast(value, column.type)
+            if column.type.kind == "object" and doc[name] is not None:
+                self._learn_keys((name,), doc[name])
+        for column in self.columns.values():
+            if column.generated is None:
+                continue
+            unit, source = column.generated
+            computed = coltypes.date_trunc(unit, doc.get(source))
+            if column.name in doc and doc[column.name] != computed:
+                raise sql_parse(
+                    f"Given value {doc[column.name]} for generated column {column.name} does not match "
+                    f"calculation date_trunc('{unit}', {source}) = {computed}"
+                )
+            doc[column.name] = computed
+        return {name: doc[name] for name in self.columns if name in doc}
+
+    def _learn_keys(self, path: tuple[str, ...], value: dict[str, Any]) -> None:
+        for key, inner in value.items():
+            sub = path + (key,)
+            if inner is not None:
+                self.object_keys.setdefault(sub, coltypes.infer_type(inner))
+            if isinstance(inner, dict):
+                self._learn_keys(sub, inner)
+
+    def store(self, row_id: str, doc: dict[str, Any]) -> None:
+        ident = None
+        if self.partitioned_by is not None:
+            value = doc.get(self.partitioned_by)
+            ident = partition_ident([partition_string(value)])
+            self.partitions.setdefault(ident, value)
+        digest = hashlib.blake2b(row_id.encode(), digest_size=8).digest()
+        shard = int.from_bytes(digest, "big") % self.shards
+        self.rows.append(StoredRow(row_id, ident, shard, doc))
+
+
+class Catalog:
+    """All user tables; ``lock`` guards schema changes and row inserts across server threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._tables: dict[tuple[str, str], Table] = {}
+        self._ids = itertools.count(1)
+
+    def next_row_id(self) -> str:
+        return f"row{next(self._ids):012d}"
+
+    def get(self, schema: str, name: str) -> Table:
+        with self.lock:
+            table = self._tables.get((schema, name))
+            if table is not None:
+                return table
+            if schema not in BUILTIN_SCHEMAS and all(s != schema for s, _ in self._tables):
+                raise schema_unknown(schema)
+            raise relation_unknown(f"{schema}.{name}")
+
+    def create(self, table: Table, if_not_exists: bool) -> bool:
+        with self.lock:
+            key = (table.schema, table.name)
+            if key in self._tables:
+                if if_not_exists:
+                    return False
+                raise relation_exists(table.fqn)
+            self._tables[key] = table
+            return True
+
+    def drop(self, schema: str, name: str, if_exists: bool) -> bool:
+        with self.lock:
+            if self._tables.pop((schema, name), None) is not None:
+                return True
+            if if_exists:
+                return False
+            raise relation_unknown(f"{schema}.{name}")
