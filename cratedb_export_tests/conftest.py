@@ -15,14 +15,9 @@ import pytest
 
 from cratedb_export_tests.crate_double import CrateDouble
 from cratedb_export_tests.s3_server import SeaweedS3
-from cratedb_export_tests.support import CrateUnderTest, Secrets
+from cratedb_export_tests.support import TEST_SECRETS, CrateUnderTest, Secrets
 
-SECRETS = Secrets(
-    access_key="AKIDXPORTTEST7QZ",
-    # '/', '+' and '=' are the characters that break naive s3:// URIs.
-    secret_key="zX9/Secr+etKey=Lm4Wq",
-    password="Crate/Pw+Unique=91",
-)
+SECRETS = TEST_SECRETS
 
 
 @pytest.fixture(scope="session")

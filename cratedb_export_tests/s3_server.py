@@ -131,9 +131,7 @@ class SeaweedS3:
                 except _PortClash:
                     self._kill()
                     self._remove_sockets()
-            raise SeaweedError(
-                f"weed failed to bind its ports {self._port_attempts} times\n{self._log_tail()}"
-            )
+            raise SeaweedError(f"weed failed to bind its ports {self._port_attempts} times\n{self._log_tail()}")
         except BaseException:
             self.stop()
             raise

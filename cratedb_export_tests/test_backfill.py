@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from datetime import date, timedelta
 
 import yaml
@@ -12,7 +11,14 @@ from dagster import AssetKey, AssetPartitionStatus, DagsterInstance
 
 from cratedb_export.assets import partitions_for
 from cratedb_export.config import parse_export_specs
-from cratedb_export_tests.support import create_metrics_table, list_keys, read_rows, run_export, spec_for
+from cratedb_export_tests.support import (
+    create_metrics_table,
+    list_keys,
+    materialize_command,
+    read_rows,
+    run_export,
+    spec_for,
+)
 
 DAYS = [date(2024, 7, 1) + timedelta(days=i) for i in range(5)]
 FIRST, LAST = DAYS[0].isoformat(), DAYS[-1].isoformat()
@@ -75,12 +81,12 @@ def test_cli_partition_range_materializes_every_day_in_one_run(export_env, tmp_p
     home.mkdir()
     env = {**os.environ, "DAGSTER_HOME": str(home), "CRATEDB_EXPORT_CONFIG": str(config)}
     completed = subprocess.run(
-        [
-            sys.executable, "-m", "dagster", "asset", "materialize", "-m", "cratedb_export",
-            "--select", f"cratedb_export/doc/{table.name}", "--partition-range", f"{FIRST}...{LAST}",
-        ],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        materialize_command(["cratedb_export", "doc", table.name], f"{FIRST}...{LAST}"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert _marked_days(s3, bucket, table) == {d.isoformat() for d in DAYS}
     with DagsterInstance.local_temp(str(home)) as stored:

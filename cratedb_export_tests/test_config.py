@@ -23,10 +23,7 @@ def test_shipped_exports_yaml_is_the_tutorial_table():
     (spec,) = load_export_config()
     assert spec.table == "doc.metrics"
     assert spec.timestamp_column == "timestamp"
-    assert (
-        spec.directory_for(date(2021, 11, 11)).display_uri()
-        == "s3://crate-astro-tutorial/metrics-2021-11-11/"
-    )
+    assert spec.directory_for(date(2021, 11, 11)).display_uri() == "s3://crate-astro-tutorial/metrics-2021-11-11/"
 
 
 def test_defaults_reproduce_the_tutorial_and_hive_is_one_setting_away():
@@ -98,9 +95,7 @@ BAD_ENTRIES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("entry_", "field", "words"), [b[1:] for b in BAD_ENTRIES], ids=[b[0] for b in BAD_ENTRIES]
-)
+@pytest.mark.parametrize(("entry_", "field", "words"), [b[1:] for b in BAD_ENTRIES], ids=[b[0] for b in BAD_ENTRIES])
 def test_malformed_entry_is_refused_naming_file_entry_and_field(tmp_path, entry_, field, words):
     path = tmp_path / "exports.yaml"
     path.write_text(yaml.safe_dump({"exports": [GOOD | {"table": "doc.first"}, entry_]}))
@@ -135,9 +130,7 @@ BAD_PAIRS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("entries", "field", "words"), [b[1:] for b in BAD_PAIRS], ids=[b[0] for b in BAD_PAIRS]
-)
+@pytest.mark.parametrize(("entries", "field", "words"), [b[1:] for b in BAD_PAIRS], ids=[b[0] for b in BAD_PAIRS])
 def test_conflicting_entries_are_refused(entries, field, words):
     with pytest.raises(ConfigError) as raised:
         parse_export_specs(entries, source="exports.yaml")
@@ -175,9 +168,7 @@ def test_missing_file_is_refused_with_its_path(tmp_path):
 
 
 def test_python_specs_like_the_tutorials_tables_list():
-    tables = [
-        {"table": "doc.metrics", "timestamp_column": "timestamp", "target": "crate-astro-tutorial/metrics"}
-    ]
+    tables = [{"table": "doc.metrics", "timestamp_column": "timestamp", "target": "crate-astro-tutorial/metrics"}]
     (spec,) = parse_export_specs(tables)
     assert spec.asset_path == ["cratedb_export", "doc", "metrics"]
     with pytest.raises(ConfigError, match=r"python: exports\[0\].*'timestamp_column'"):

@@ -34,9 +34,10 @@ from cratedb_export_tests.crate_double import CrateDouble
 from cratedb_export_tests.crate_double.s3 import parse_target
 from cratedb_export_tests.crate_double.tables import partition_ident
 from cratedb_export_tests.s3_server import SeaweedS3
+from cratedb_export_tests.support import TEST_SECRETS
 
 USER, PASSWORD = "tester", "Pw/with+odd=chars"
-ACCESS_KEY, SECRET_KEY = "AKIDDOUBLETEST01", "dbl/Secr+et=Key9"
+ACCESS_KEY, SECRET_KEY = TEST_SECRETS.access_key, TEST_SECRETS.secret_key
 ROOT = Path(__file__).resolve().parent.parent
 
 SEED_DDL = """CREATE TABLE {name} (
@@ -67,17 +68,10 @@ def double(stand_in: CrateDouble) -> Iterator[CrateDouble]:
     stand_in.faults.reset()
 
 
-@pytest.fixture(scope="module")
-def seaweed() -> Iterator[SeaweedS3]:
-    with SeaweedS3(ACCESS_KEY, SECRET_KEY) as server:
-        yield server
-
-
 @pytest.fixture
-def bucket(seaweed: SeaweedS3) -> str:
-    name = f"dbl-{uuid.uuid4().hex[:10]}"
-    seaweed.create_bucket(name)
-    return name
+def seaweed(s3: SeaweedS3) -> SeaweedS3:
+    """The session's SeaweedFS server (conftest), which accepts ACCESS_KEY / SECRET_KEY."""
+    return s3
 
 
 @pytest.fixture

@@ -122,9 +122,7 @@ def test_interpreter_exit_stops_the_server() -> None:
         "print(server.pid, server.endpoint.rsplit(':', 1)[1])\n"
     )
     repo = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     pid, port = map(int, done.stdout.split())
     with pytest.raises(ProcessLookupError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 from datetime import date
 from pathlib import Path
@@ -18,26 +17,14 @@ from urllib.parse import quote
 
 import yaml
 
-from cratedb_export_tests.support import create_metrics_table, instance_text, spec_for
+from cratedb_export_tests.support import create_metrics_table, instance_text, materialize_command, spec_for
 
 DAY = "2024-06-02"
 
 
 def _materialize(home: Path, config: Path, env: dict, table: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-m",
-            "cratedb_export",
-            "--select",
-            f"cratedb_export/doc/{table}",
-            "--partition",
-            DAY,
-        ],
+        materialize_command(["cratedb_export", "doc", table], DAY),
         env={**env, "DAGSTER_HOME": str(home), "CRATEDB_EXPORT_CONFIG": str(config)},
         capture_output=True,
         text=True,
@@ -81,15 +68,11 @@ def test_no_secret_anywhere_through_successes_and_failures(export_env, tmp_path,
         "bad s3 keys": _materialize(
             home, config, {**env, "SECRET_ACCESS_KEY": "Wrong/Key+" + secrets.secret_key}, table.name
         ),
-        "unreachable cratedb": _materialize(
-            home, config, {**env, "CRATEDB_URL": "http://127.0.0.1:9"}, table.name
-        ),
+        "unreachable cratedb": _materialize(home, config, {**env, "CRATEDB_URL": "http://127.0.0.1:9"}, table.name),
     }
     if crate.double is not None:
         uri = f"s3://{quote(secrets.access_key, safe='')}:{quote(secrets.secret_key, safe='')}@{s3.endpoint}/b/p/"
-        crate.double.faults.fail_next(
-            count=1, status=400, code=4000, message=f"SQLParseException[Invalid uri '{uri}']"
-        )
+        crate.double.faults.fail_next(count=1, status=400, code=4000, message=f"SQLParseException[Invalid uri '{uri}']")
         runs["invalid uri echo"] = _materialize(home, config, env, table.name)
         crate.double.faults.reset()
 

@@ -56,10 +56,7 @@ def test_day_window_follows_the_time_zone_including_dst_days():
 
 def test_target_uri_percent_encodes_credentials_as_cratedb_decodes_them():
     uri = target_uri(DayDirectory("crate-astro-tutorial", "metrics-2024-01-01/"), ACCESS)
-    assert (
-        uri
-        == "s3://AKIDEXAMPLE:s3cr%2Fet%2Bwith%3Dsigns@127.0.0.1:8333/crate-astro-tutorial/metrics-2024-01-01/"
-    )
+    assert uri == "s3://AKIDEXAMPLE:s3cr%2Fet%2Bwith%3Dsigns@127.0.0.1:8333/crate-astro-tutorial/metrics-2024-01-01/"
     user_info = uri.removeprefix("s3://").split("@")[0]
     assert unquote(user_info.split(":")[1]) == SECRET  # RFC 3986 decoding: '+' must not become ' '
 
