@@ -1,13 +1,15 @@
 """Export configuration: which tables to export, and where each day's files go.
 
-Read from YAML (`exports.yaml`, or the file named by CRATEDB_EXPORT_CONFIG) or given as Python dicts, like
-the tutorial's `TABLES`. Everything is validated when the code location loads, so a bad entry stops the
-load with a message naming the file, the entry and the field, before anything runs.
+Read from YAML (`exports.yaml`, or the file named by CRATEDB_EXPORT_CONFIG), from a Python file defining
+`TABLES` like the tutorial's `include/table_exports.py`, or given as Python dicts to `build_definitions`.
+Everything is validated when the code location loads, so a bad entry stops the load with a message naming
+the file, the entry and the field, before anything runs.
 """
 
 from __future__ import annotations
 
 import os
+import runpy
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -161,6 +163,8 @@ def config_path() -> Path:
 def load_export_config(path: str | Path | None = None) -> list[ExportSpec]:
     """Read and validate the YAML configuration file."""
     path = Path(path) if path is not None else config_path()
+    if path.suffix == ".py":
+        return _load_python_tables(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -182,6 +186,20 @@ def load_export_config(path: str | Path | None = None) -> list[ExportSpec]:
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: 'exports' must be a non-empty list of tables to export")
     return parse_export_specs(entries, source=str(path), defaults=defaults)
+
+
+def _load_python_tables(path: Path) -> list[ExportSpec]:
+    """A Python file defining TABLES, a list of dicts like the tutorial's include/table_exports.py."""
+    try:
+        namespace = runpy.run_path(str(path))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the export configuration: {exc.strerror}") from None
+    except Exception as exc:
+        raise ConfigError(f"{path}: failed to run: {type(exc).__name__}: {exc}") from None
+    tables = namespace.get("TABLES")
+    if not isinstance(tables, list) or not tables:
+        raise ConfigError(f"{path}: must define TABLES, a non-empty list of tables to export")
+    return parse_export_specs(tables, source=str(path))
 
 
 def parse_export_specs(

@@ -175,6 +175,31 @@ def test_python_specs_like_the_tutorials_tables_list():
         parse_export_specs([{"table": "doc.metrics", "target": "crate-astro-tutorial/metrics"}])
 
 
+def test_python_file_with_tables_like_the_tutorials_include_table_exports(tmp_path):
+    path = tmp_path / "table_exports.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            TABLES = [
+                {
+                    "table": "doc.metrics",
+                    "timestamp_column": "timestamp",
+                    "target": "crate-astro-tutorial/metrics",
+                }
+            ]
+            """
+        )
+    )
+    (spec,) = load_export_config(path)
+    assert spec.table == "doc.metrics"
+    path.write_text('TABLES = [{"table": "doc.metrics", "target": "crate-astro-tutorial/metrics"}]')
+    with pytest.raises(ConfigError, match=r"table_exports.py: exports\[0\].*'timestamp_column'"):
+        load_export_config(path)
+    path.write_text("EXPORTS = []")
+    with pytest.raises(ConfigError, match="must define TABLES"):
+        load_export_config(path)
+
+
 def test_code_location_refuses_to_load_a_bad_configuration(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(
