@@ -133,7 +133,7 @@ def _run_exports(
     )
     failures: list[str] = []
     done, last_report = 0, time.monotonic()
-    days_left = {AssetKey(spec.asset_path): len(days) for spec in specs}
+    tallies = {AssetKey(spec.asset_path): _CheckTally(len(days)) for spec in specs}
     # Clearing and verifying run beside other days' COPYs; the resource bounds the COPYs themselves.
     workers = max(2, cratedb.copy_slots * 2)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
@@ -145,25 +145,25 @@ def _run_exports(
         for future in as_completed(futures):
             spec, day = futures[future]
             key = AssetKey(spec.asset_path)
+            tally = tallies[key]
             error = _error_of(future)
             done += 1
-            days_left[key] -= 1
             if error is None:
                 result: DayExport = future.result()
                 yield AssetMaterialization(asset_key=key, partition=day.isoformat(), metadata=_metadata(result))
-                check = _check_result(key, day, result.verified_counts, passed=True)
+                tally.add(day, result.verified_counts)
             else:
                 failures.append(f"{spec.table} {day.isoformat()}: {error}")
                 context.log.error(f"{spec.table} {day.isoformat()} failed: {error}")
-                check = None
                 if isinstance(error, VerificationError):
-                    check = _check_result(key, day, error.counts, passed=False)
-            if check is not None:
-                # The check's output takes one result per step; earlier days are logged as evaluations.
-                if days_left[key]:
-                    context.log_event(AssetCheckEvaluation(**check))
+                    mismatch = _check_result(key, day, error.counts, passed=False)
+                    if tally.expected > 1:
+                        context.log_event(AssetCheckEvaluation(**mismatch))
+                    tally.add(day, error.counts, mismatch=True)
                 else:
-                    yield AssetCheckResult(**check)
+                    tally.add(day, None)
+            if tally.complete and (summary := tally.result(key)):
+                yield AssetCheckResult(**summary)
             if done == total or time.monotonic() - last_report > 5:
                 last_report = time.monotonic()
                 context.log.info(f"progress: {done}/{total} table-days done, {len(failures)} failed")
@@ -198,6 +198,58 @@ def _check_result(key: AssetKey, day: date, counts: dict, *, passed: bool) -> di
         "metadata": {"day": day.isoformat(), **{k: v for k, v in counts.items() if v is not None}},
         "description": None if passed else f"export of {day.isoformat()} does not match the source",
     }
+
+
+class _CheckTally:
+    """Collects one asset's verified days into the check's result for the run.
+
+    A one-day run (the schedule, a click in the UI) reports that day's three numbers. A range run reports
+    one summary, so that a year's backfill does not store a passing evaluation per day; each day's numbers
+    are in its materialization's metadata, and each mismatching day is also logged as its own evaluation.
+    """
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.seen = 0
+        self.verified: list[date] = []
+        self.mismatched: list[date] = []
+        self.rows = 0
+        self._single: tuple[date, dict, bool] | None = None
+
+    def add(self, day: date, counts: dict | None, *, mismatch: bool = False) -> None:
+        self.seen += 1
+        if counts is None:
+            return
+        (self.mismatched if mismatch else self.verified).append(day)
+        if not mismatch:
+            self.rows += counts.get("source_rows") or 0
+        self._single = (day, counts, not mismatch)
+
+    @property
+    def complete(self) -> bool:
+        return self.seen == self.expected
+
+    def result(self, key: AssetKey) -> dict | None:
+        if self.expected == 1:
+            return _check_result(key, *self._single[:2], passed=self._single[2]) if self._single else None
+        if not (self.verified or self.mismatched):
+            return None
+        checked = sorted(self.verified + self.mismatched)
+        return {
+            "asset_key": key,
+            "check_name": CHECK,
+            "passed": not self.mismatched,
+            "severity": AssetCheckSeverity.ERROR,
+            "metadata": {
+                "days_verified": len(self.verified),
+                "days_mismatched": MetadataValue.json([d.isoformat() for d in sorted(self.mismatched)]),
+                "rows_verified": self.rows,
+                "first_day": checked[0].isoformat(),
+                "last_day": checked[-1].isoformat(),
+            },
+            "description": f"{len(self.verified)} day(s) match the source"
+            + (f", {len(self.mismatched)} do not" if self.mismatched else ""),
+        }
 
 
 def _metadata(result: DayExport) -> dict:

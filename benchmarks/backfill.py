@@ -1,0 +1,187 @@
+"""`make bench`: what a year's backfill, loading the code location and verifying a large day cost.
+
+1. 10 tables x every day of 2024, three ways, on the same CrateDB stand-in and SeaweedFS:
+   (a) the limit: the same COPY statements through the crate client, 4 in flight, nothing else;
+   (b) our range backfill: one run over all assets and days, with clean-up, read-back, manifest, marker;
+   (c) Dagster's default: one run per partition, each a `dagster asset materialize` process.
+2. Loading the code location with 1, 100 and 1,000 tables (fresh processes; time and peak RSS).
+3. Peak RSS of a fresh process verifying one exported object of >= 1 GiB uncompressed.
+
+It measures and prints; it asserts nothing. Figures with a target end in PASS/FAIL and in the summary.
+The stand-in runs as a separate process (its CLI), so it does not share a GIL with the measured code.
+"""
+
+import signal
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test package is not installed
+
+import code_location_load
+import day_exports
+import large_day
+import report
+from report import check, failed, heading, say
+from services import Services, running_services, temporary_workdir
+
+
+def part_1(services: Services, workdir: Path) -> None:
+    heading(
+        f"1. A year of day exports: {day_exports.TABLES} tables x {len(day_exports.DAYS)} days of 2024), "
+        f"{day_exports.COPIES_IN_FLIGHT} COPYs in flight"
+    )
+    rows = day_exports.load_tables(services.crate_url)
+    table_days = day_exports.TABLES * len(day_exports.DAYS)
+    say(f"loaded {day_exports.TABLES} tables, {rows:,} rows (2-3 per table-day); {table_days:,} table-days")
+    for bucket in day_exports.BUCKETS.values():
+        services.s3.create_bucket(bucket)
+
+    direct, cpu_a = _the_limit(services, rows)
+    ranged, cpu_b, complete = _range_backfill(services, workdir, rows)
+    ours = [name for name in cpu_a if name != "other processes"]
+    extra = ", ".join(f"{name} {(cpu_b[name] - cpu_a[name]) / table_days * 1000:+.1f} ms" for name in ours)
+    print(f"  (b) - (a) CPU per table-day: {extra}", flush=True)
+    runs = _run_per_partition(services, workdir)
+    complete = complete and direct.rows == rows
+
+    figure = "1. (b)/(a) wall time, range backfill vs direct COPYs"
+    if complete:
+        check(figure, ranged.wall_s / direct.wall_s, at_most=1.5)
+    else:
+        failed(figure, "the run failed or days are incomplete")
+    figure = "1. (c)/(b) time per partition, run-per-partition vs range"
+    if complete and all(r.ok for r in runs):
+        check(figure, day_exports.median_wall(runs) / (ranged.wall_s / table_days), at_least=50)
+    else:
+        failed(figure, "a run failed")
+
+
+def _the_limit(services: Services, rows: int) -> tuple[day_exports.DirectResult, dict[str, float]]:
+    say("(a) THE LIMIT: the same COPY statements straight through crate.client, ThreadPoolExecutor(4)")
+    before = services.cpu_seconds()
+    direct = day_exports.direct_limit(services, day_exports.specs_for(day_exports.BUCKETS["direct"]))
+    cpu = report.cpu_use("(a)", before, services.cpu_seconds(), direct.wall_s)
+    objects = day_exports.count_objects(services, day_exports.BUCKETS["direct"])
+    print(
+        f"  (a) wall {direct.wall_s:.1f} s for {direct.statements:,} COPYs ({direct.rows:,} of {rows:,} rows, "
+        f"{objects:,} objects written); {direct.wall_s / direct.statements * 1000:.1f} ms per table-day; "
+        f"COPY latency median {statistics.median(direct.copy_latencies) * 1000:.1f} ms",
+        flush=True,
+    )
+    return direct, cpu
+
+
+def _range_backfill(
+    services: Services, workdir: Path, rows: int
+) -> tuple[day_exports.RangeResult, dict[str, float], bool]:
+    first, last = day_exports.DAYS[0], day_exports.DAYS[-1]
+    say(f"(b) OUR RANGE BACKFILL: daily_cratedb_export over {first}...{last} as one run, in-process")
+    specs = day_exports.specs_for(day_exports.BUCKETS["range"])
+    before = services.cpu_seconds()
+    ranged = day_exports.range_backfill(services, specs, workdir)
+    cpu = report.cpu_use("(b)", before, services.cpu_seconds(), ranged.wall_s)
+    markers, missing = day_exports.count_markers(services, specs)
+    table_days = len(specs) * len(day_exports.DAYS)
+    done = max(ranged.materializations, 1)
+    print(
+        f"  (b) wall {ranged.wall_s:.1f} s, run {'succeeded' if ranged.success else 'FAILED'}; "
+        f"{ranged.materializations:,} materializations, {ranged.rows:,} of {rows:,} rows; {markers:,} _SUCCESS "
+        f"markers (paginated listing), {len(missing)} table-day(s) without one {missing[:5]}",
+        flush=True,
+    )
+    print(
+        f"  (b) {ranged.wall_s / table_days * 1000:.1f} ms per table-day; export_day mean "
+        f"{ranged.stage_s['duration_s'] / done * 1000:.1f} ms, of which COPY (incl. waiting for a slot) "
+        f"{ranged.stage_s['copy_duration_s'] / done * 1000:.1f} ms",
+        flush=True,
+    )
+    phases = "; ".join(f"{name} {seconds:.1f} s" for name, seconds in ranged.phase_s.items())
+    print(f"  (b) run wall time: {phases}", flush=True)
+    kinds = ", ".join(f"{kind} {count:,}" for kind, count in ranged.events.most_common(4))
+    print(
+        f"  (b) events stored in the run's SQLite event log: {sum(ranged.events.values()):,} ({kinds}, ...)", flush=True
+    )
+    complete = ranged.success and not missing and markers == table_days and ranged.rows == rows
+    return ranged, cpu, complete
+
+
+def _run_per_partition(services: Services, workdir: Path) -> list[day_exports.RunResult]:
+    say(
+        f"(c) DAGSTER'S DEFAULT: {day_exports.RUN_SAMPLES} partitions, each its own "
+        "`dagster asset materialize --partition` process"
+    )
+    runs = day_exports.per_partition_runs(services, day_exports.specs_for(day_exports.BUCKETS["runs"]), workdir)
+    print(
+        f"  (c) median {day_exports.median_wall(runs):.2f} s per partition (one table-day) over {len(runs)} "
+        f"runs, {sum(r.ok for r in runs)} succeeded with a marker",
+        flush=True,
+    )
+    return runs
+
+
+def part_2(workdir: Path) -> None:
+    heading(
+        "2. Loading the code location (import cratedb_export + Definitions.validate_loadable), fresh "
+        f"process, median of {code_location_load.REPEATS}"
+    )
+    results = {n: code_location_load.measure_load(workdir, n) for n in code_location_load.TABLE_COUNTS}
+    print(
+        f"  {'tables':>7} {'total s':>8} {'import dagster s':>17} {'build defs s':>13} {'validate s':>11} "
+        f"{'peak RSS MiB':>13}"
+    )
+    for n, r in results.items():
+        print(
+            f"  {n:>7} {r.seconds:>8.2f} {r.median('import_dagster_s'):>17.2f} "
+            f"{r.median('build_defs_s'):>13.2f} {r.median('validate_s'):>11.2f} {r.peak_rss_mib:>13.0f}"
+        )
+    small, large = results[min(results)], results[max(results)]
+    check("2. load time, 1,000 tables / 1 table", large.seconds / small.seconds, at_most=2)
+    check("2. peak RSS, 1,000 tables / 1 table", large.peak_rss_mib / small.peak_rss_mib, at_most=2)
+
+
+def part_3(services: Services) -> None:
+    heading("3. Verifying one large exported day: ObjectStore.count_rows on one gzip NDJSON object, fresh process")
+    upload = large_day.upload_large_day(services)
+    print(
+        f"  object: {upload.rows:,} rows, {upload.uncompressed / (1 << 20):,.0f} MiB uncompressed, "
+        f"{upload.compressed / (1 << 20):,.0f} MiB gzip; generated and uploaded in {upload.seconds:.1f} s",
+        flush=True,
+    )
+    count = large_day.count_in_fresh_process(services, upload)
+    print(
+        f"  counted {count.rows:,} rows in {count.seconds:.1f} s "
+        f"({upload.uncompressed / (1 << 20) / count.seconds:,.0f} MiB/s uncompressed)",
+        flush=True,
+    )
+    print(
+        f"  RSS after imports, S3 client and listing (before counting): {count.baseline_rss_mib:.0f} MiB "
+        f"(imports took {count.setup_s:.1f} s); peak: {count.peak_rss_mib:.0f} MiB; counting added "
+        f"{count.peak_rss_mib - count.baseline_rss_mib:.0f} MiB",
+        flush=True,
+    )
+    if count.rows != upload.rows:
+        failed("3. peak RSS verifying a >= 1 GiB day", f"counted {count.rows} rows of {upload.rows}")
+    else:
+        check("3. peak RSS verifying a >= 1 GiB day", count.peak_rss_mib, at_most=200, unit=" MiB")
+
+
+def main() -> int:
+    # SIGTERM (e.g. a CI timeout) unwinds through the `finally` blocks that stop weed and the stand-in.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    report.machine()
+    with temporary_workdir() as tmp:
+        workdir = Path(tmp)
+        say("starting SeaweedFS and the CrateDB stand-in (separate processes)")
+        with running_services(workdir) as services:
+            say(f"CrateDB stand-in at {services.crate_url}, SeaweedFS S3 at {services.s3.endpoint_url}")
+            part_1(services, workdir)
+            part_3(services)
+        say("servers stopped")
+        part_2(workdir)  # with no servers running beside it
+    report.summary()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

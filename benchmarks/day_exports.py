@@ -1,0 +1,330 @@
+"""Part 1: a year of day exports of 10 tables — the direct limit, our range backfill, one run per partition.
+
+All three issue the same COPY statements (built by `cratedb_export.statement.copy_statement` for the
+directory from `cratedb_export.target.target_uri`) against the same stand-in and SeaweedFS; each writes to
+a bucket of its own, so each really writes every day.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import yaml
+from crate import client as crate_client
+from dagster import DagsterInstance
+from report import say
+from services import ROOT, Services, child_env
+
+from cratedb_export.config import ExportSpec, parse_export_specs
+from cratedb_export.definitions import build_definitions
+from cratedb_export.resource import CrateDBExportResource
+from cratedb_export.schedules import JOB
+from cratedb_export.statement import Statement, copy_statement
+from cratedb_export.storage import SUCCESS, ObjectStore
+from cratedb_export.target import DayDirectory, target_uri
+from cratedb_export.window import DayWindow
+from cratedb_export_tests.support import METRICS_DDL
+
+TABLES = 10
+FIRST_DAY, LAST_DAY = date(2024, 1, 1), date(2024, 12, 30)  # 365 days of 2024 (a leap year): 3,650 table-days
+DAYS = [FIRST_DAY + timedelta(days=n) for n in range((LAST_DAY - FIRST_DAY).days + 1)]
+COPIES_IN_FLIGHT = 4  # our resource's max_concurrent_copies default, used for both (a) and (b)
+RUN_SAMPLES = 5
+BUCKETS = {"direct": "bench-direct", "range": "bench-range", "runs": "bench-runs"}
+PROGRESS_EVERY = 15.0
+
+
+def table_names() -> list[str]:
+    return [f"bench_metrics_{n:02d}" for n in range(TABLES)]
+
+
+def specs_for(bucket: str) -> list[ExportSpec]:
+    """The 10 tables exported into `bucket`: same tables and statements, another place per variant."""
+    return parse_export_specs(
+        [
+            {
+                "table": f"doc.{name}",
+                "timestamp_column": "timestamp",
+                "target": f"{bucket}/{name}",
+                "start_date": FIRST_DAY.isoformat(),
+            }
+            for name in table_names()
+        ]
+    )
+
+
+def load_tables(crate_url: str) -> int:
+    """10 tutorial-shaped tables (4 shards, partitioned by quarter), 2–3 rows per day, via bulk_args."""
+    connection = crate_client.connect(crate_url)
+    cursor = connection.cursor()
+    total = 0
+    try:
+        for index, name in enumerate(table_names()):
+            cursor.execute(METRICS_DDL.format(name=name))
+            rows = []
+            for number, day in enumerate(DAYS):
+                start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                # The day's first and last millisecond, and a third row every other day.
+                offsets = [timedelta(0), timedelta(days=1, milliseconds=-1)]
+                if (number + index) % 2:
+                    offsets.append(timedelta(hours=13, minutes=index))
+                for offset in offsets:
+                    ident = len(rows) + 1
+                    rows.append(
+                        [
+                            ident,
+                            int((start + offset).timestamp() * 1000),
+                            "cpu",
+                            {"host": f"host-{ident % 5}"},
+                            {"usage_idle": 50.0 + ident % 50},
+                        ]
+                    )
+            cursor.executemany(
+                f'INSERT INTO "doc"."{name}" ("hash_id", "timestamp", "name", "tags", "fields") VALUES (?, ?, ?, ?, ?)',
+                rows,
+            )
+            cursor.execute(f'REFRESH TABLE "doc"."{name}"')
+            total += len(rows)
+    finally:
+        cursor.close()
+        connection.close()
+    return total
+
+
+# -- (a) the limit: the same COPYs, straight through the crate client ----------------------------------
+
+
+@dataclass
+class DirectResult:
+    wall_s: float
+    statements: int
+    rows: int
+    copy_latencies: list[float]
+
+
+def direct_limit(services: Services, specs: Sequence[ExportSpec]) -> DirectResult:
+    """Every day's COPY, 4 in flight, nothing else: no clean-up, verification, marker or Dagster."""
+    access = services.access
+    statements = [
+        copy_statement(
+            spec,
+            DayWindow.for_day(day, spec.timezone),
+            target_uri(spec.directory_for(day), access),
+            protocol=access.protocol,
+        )
+        for day in DAYS
+        for spec in specs
+    ]
+    connection = crate_client.connect(services.crate_url, timeout=600, pool_size=COPIES_IN_FLIGHT * 2)
+
+    def run(statement: Statement) -> tuple[int, float]:
+        started = time.perf_counter()
+        cursor = connection.cursor()
+        try:
+            cursor.execute(statement.sql, list(statement.args))
+            return cursor.rowcount, time.perf_counter() - started
+        finally:
+            cursor.close()
+
+    rows, latencies = 0, []
+    started = last_report = time.perf_counter()
+    pool = ThreadPoolExecutor(COPIES_IN_FLIGHT, thread_name_prefix="direct")
+    try:
+        for done, future in enumerate(as_completed([pool.submit(run, s) for s in statements]), 1):
+            rowcount, latency = future.result()
+            rows += rowcount
+            latencies.append(latency)
+            if time.perf_counter() - last_report > PROGRESS_EVERY:
+                last_report = time.perf_counter()
+                say(f"  (a) {done}/{len(statements)} COPYs done")
+    finally:
+        pool.shutdown(cancel_futures=True)  # on errors and Ctrl-C, do not wait for thousands of COPYs
+        connection.close()
+    wall = time.perf_counter() - started
+    return DirectResult(wall, len(statements), rows, latencies)
+
+
+# -- (b) our range backfill: one run over all assets and days --------------------------------------------
+
+
+@dataclass
+class RangeResult:
+    wall_s: float
+    success: bool
+    materializations: int
+    rows: int
+    # Summed over table-days, from the materializations' metadata: export_day's time and its COPY's.
+    stage_s: dict[str, float] = field(default_factory=dict)
+    # Where the run's wall time went, from the run's event log: before the step started, and the step.
+    phase_s: dict[str, float] = field(default_factory=dict)
+    events: Counter[str] = field(default_factory=Counter)  # stored events by type
+
+
+def range_backfill(services: Services, specs: Sequence[ExportSpec], workdir: Path) -> RangeResult:
+    """The daily job over 2024 as ONE run, as `dagster asset materialize --partition-range` executes it."""
+    access = services.access
+    resource = CrateDBExportResource(
+        servers=services.crate_url,
+        aws_access_key_id=access.access_key_id,
+        aws_secret_access_key=access.secret_access_key,
+        s3_endpoint=access.endpoint,
+        s3_protocol=access.protocol,
+        max_concurrent_copies=COPIES_IN_FLIGHT,
+        timeout=600,
+    )
+    tags = {
+        "dagster/asset_partition_range_start": DAYS[0].isoformat(),
+        "dagster/asset_partition_range_end": DAYS[-1].isoformat(),
+    }
+    home = workdir / "dagster-range"
+    home.mkdir()
+    console = workdir / "range-run-console.log"
+    # A SQLite instance in a temporary directory, as the CLI uses without a configured DAGSTER_HOME.
+    with DagsterInstance.local_temp(tempdir=str(home)) as instance:
+        with _console_to(console):
+            started, started_at = time.perf_counter(), time.time()
+            defs = build_definitions(list(specs), resource=resource)
+            job = defs.resolve_job_def(JOB)
+            result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+            wall = time.perf_counter() - started
+        logs = instance.all_logs(result.run_id)
+    events = Counter(e.dagster_event.event_type_value if e.dagster_event else "log message" for e in logs)
+    moments = {e.dagster_event.event_type_value: e.timestamp for e in logs if e.dagster_event}
+    step_end = moments.get("STEP_SUCCESS", moments.get("STEP_FAILURE", started_at + wall))
+    phases = {
+        "before the step (run creation, planned events)": moments.get("STEP_START", step_end) - started_at,
+        "the step (exports, materializations, checks)": step_end - moments.get("STEP_START", step_end),
+    }
+    materializations = result.get_asset_materialization_events()
+    stages = {"duration_s": 0.0, "copy_duration_s": 0.0}
+    rows = 0
+    for event in materializations:
+        metadata = event.step_materialization_data.materialization.metadata
+        rows += metadata["rows_exported"].value
+        for name in stages:
+            stages[name] += metadata[name].value
+    if not result.success:
+        say(f"  (b) the run FAILED; console output in {console}:")
+        print("\n".join(console.read_text(errors="replace").splitlines()[-20:]), flush=True)
+    return RangeResult(wall, result.success, len(materializations), rows, stages, phases, events)
+
+
+def count_markers(services: Services, specs: Sequence[ExportSpec]) -> tuple[int, list[str]]:
+    """_SUCCESS markers in the bucket (the package's paginated listing), and the days without one."""
+    bucket = specs[0].directory_for(FIRST_DAY).bucket
+    listing = ObjectStore(services.access).list_directory(DayDirectory(bucket=bucket, prefix=""))
+    markers = {o.key for o in listing if o.name == SUCCESS}
+    expected = {spec.directory_for(day).key(SUCCESS): f"{spec.table} {day}" for spec in specs for day in DAYS}
+    missing = sorted(label for key, label in expected.items() if key not in markers)
+    return len(markers), missing
+
+
+def count_objects(services: Services, bucket: str) -> int:
+    return len(ObjectStore(services.access).list_directory(DayDirectory(bucket=bucket, prefix="")))
+
+
+@contextlib.contextmanager
+def _console_to(path: Path) -> Iterator[None]:
+    """Send the run's console log (Dagster logs every event, as the CLI does) to a file, echoing progress.
+
+    The events are still formatted and written, so their cost stays in the measurement; only the 10,000+
+    lines stay out of the benchmark's output.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    stop = threading.Event()
+    with path.open("wb") as sink:
+        os.dup2(sink.fileno(), 2)
+        echo = threading.Thread(target=_echo_progress, args=(path, stop), daemon=True)
+        echo.start()
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            stop.set()
+            echo.join()
+
+
+def _echo_progress(path: Path, stop: threading.Event) -> None:
+    """Print the run's own 'progress:' lines (logged every 5 s), reading only what is new, every 5 s."""
+    with path.open("rb") as log:
+        while not stop.wait(PROGRESS_EVERY):
+            lines = [line for line in log.read().decode(errors="replace").splitlines() if "progress:" in line]
+            if lines:
+                say("  (b) " + lines[-1].split("progress:", 1)[1].strip())
+
+
+# -- (c) Dagster's default: one run per partition, each in its own process ------------------------------
+
+
+@dataclass
+class RunResult:
+    asset: str
+    day: date
+    wall_s: float
+    ok: bool
+
+
+def sample_days() -> list[date]:
+    """RUN_SAMPLES days spread over the year."""
+    step = len(DAYS) // RUN_SAMPLES
+    return [DAYS[step // 2 + n * step] for n in range(RUN_SAMPLES)]
+
+
+def per_partition_runs(services: Services, specs: Sequence[ExportSpec], workdir: Path) -> list[RunResult]:
+    """`dagster asset materialize --partition <day>` per partition: a fresh process loads everything."""
+    config = workdir / "exports-runs.yaml"
+    entries = [spec.model_dump(mode="json", exclude_defaults=True) for spec in specs]
+    config.write_text(yaml.safe_dump({"exports": entries}, sort_keys=False))
+    home = workdir / "dagster-home-runs"
+    home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")  # the instance README tells users to use
+    env = child_env(**services.export_env(), CRATEDB_EXPORT_CONFIG=str(config), DAGSTER_HOME=str(home))
+    store = ObjectStore(services.access)
+    results = []
+    for number, day in enumerate(sample_days()):
+        spec = specs[number % len(specs)]
+        asset = "/".join(spec.asset_path)
+        command = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "cratedb_export",
+            "--select",
+            asset,
+            "--partition",
+            day.isoformat(),
+        ]
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        wall = time.perf_counter() - started
+        marked = any(o.name == SUCCESS for o in store.list_directory(spec.directory_for(day)))
+        ok = done.returncode == 0 and marked
+        results.append(RunResult(asset, day, wall, ok))
+        marker = "present" if marked else "MISSING"
+        say(f"  (c) {asset} {day}: {wall:.2f} s, exit code {done.returncode}, _SUCCESS {marker}")
+        if not ok:
+            print("\n".join((done.stdout + done.stderr).splitlines()[-20:]), flush=True)
+    return results
+
+
+def median_wall(results: Sequence[RunResult]) -> float:
+    return statistics.median(r.wall_s for r in results)

@@ -1,0 +1,137 @@
+"""The two servers the benchmark runs against, each in a process of its own.
+
+The CrateDB stand-in is started through its CLI rather than in-process: in-process it would share the
+GIL with the code being measured, and every COPY it serves would slow our own threads down. SeaweedFS
+(`weed mini`) is a separate process anyway. Both are stopped in `finally`, whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from procstat import machine_busy_cpu_seconds, process_cpu_seconds
+
+from cratedb_export.target import S3Access
+from cratedb_export_tests.s3_server import SeaweedS3
+
+ROOT = Path(__file__).resolve().parent.parent
+# Keys with the characters that must be percent-encoded in s3:// URIs, as in the test suite.
+ACCESS_KEY = "AKIDBENCHEXPORT42"
+SECRET_KEY = "bench/Secr+etKey=Q7"
+STARTUP_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Services:
+    crate_url: str
+    crate_pid: int
+    s3: SeaweedS3
+
+    @property
+    def access(self) -> S3Access:
+        return S3Access(ACCESS_KEY, SECRET_KEY, endpoint=self.s3.endpoint, protocol="http")
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU used so far by each process on the path of an export: where the 2 cores' time goes."""
+        assert self.s3.pid is not None
+        ours = {
+            "CrateDB stand-in": process_cpu_seconds(self.crate_pid),
+            "SeaweedFS": process_cpu_seconds(self.s3.pid),
+            "this process": process_cpu_seconds(os.getpid()),
+        }
+        # Everything else: other people's work on a shared machine, which makes the phases noisy.
+        # (Clock-tick rounding can make it slightly negative on an idle machine.)
+        return {**ours, "other processes": machine_busy_cpu_seconds() - sum(ours.values())}
+
+    def export_env(self) -> dict[str, str]:
+        """The variables of README's Environment table, pointing at these servers."""
+        return {
+            "CRATEDB_URL": self.crate_url,
+            "ACCESS_KEY_ID": ACCESS_KEY,
+            "SECRET_ACCESS_KEY": SECRET_KEY,
+            "S3_ENDPOINT": self.s3.endpoint,
+            "S3_PROTOCOL": "http",
+            "CRATEDB_TIMEOUT": "600",
+        }
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This environment without anything a developer's shell may set for CrateDB, S3 or Dagster."""
+    prefixes = ("CRATEDB_", "S3_", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "DAGSTER_", "AWS_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**env, **extra}
+
+
+@contextlib.contextmanager
+def running_services(workdir: Path) -> Iterator[Services]:
+    """SeaweedFS and the CrateDB stand-in, both stopped on exit (also on errors and Ctrl-C)."""
+    with SeaweedS3(ACCESS_KEY, SECRET_KEY) as s3, crate_stand_in(workdir / "crate-stand-in.log") as crate:
+        yield Services(crate_url=crate[0], crate_pid=crate[1], s3=s3)
+
+
+@contextlib.contextmanager
+def crate_stand_in(log_path: Path) -> Iterator[tuple[str, int]]:
+    """`python -m cratedb_export_tests.crate_double --port N` in its own process group; yields URL and pid."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cratedb_export_tests.crate_double", "--port", str(_free_port())],
+            cwd=ROOT,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,  # a file, not a pipe: a full pipe would block the stand-in mid-benchmark
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield _wait_for_url(process, log_path), process.pid
+    finally:
+        _stop(process)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_url(process: subprocess.Popen[bytes], log_path: Path) -> str:
+    """The stand-in prints its URL once it answers; anything else before that is start-up noise."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        for line in log_path.read_text(errors="replace").splitlines():
+            word = line.strip().split()[-1] if line.strip() else ""
+            if word.startswith("http://"):
+                return word
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+    raise RuntimeError(f"the CrateDB stand-in did not print its URL (exit code {process.poll()}):\n{tail}")
+
+
+def _stop(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM the stand-in's process group, SIGKILL it if it lingers; only the group we started."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def temporary_workdir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="cratedb-export-bench-")
