@@ -36,7 +36,7 @@ from cratedb_export.statement import Statement, copy_statement
 from cratedb_export.storage import SUCCESS, ObjectStore
 from cratedb_export.target import DayDirectory, target_uri
 from cratedb_export.window import DayWindow
-from cratedb_export_tests.support import METRICS_DDL
+from cratedb_export_tests.support import METRICS_DDL, materialize_command
 
 TABLES = 10
 FIRST_DAY, LAST_DAY = date(2024, 1, 1), date(2024, 12, 30)  # 365 days of 2024 (a leap year): 3,650 table-days
@@ -300,19 +300,7 @@ def per_partition_runs(services: Services, specs: Sequence[ExportSpec], workdir:
     for number, day in enumerate(sample_days()):
         spec = specs[number % len(specs)]
         asset = "/".join(spec.asset_path)
-        command = [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-m",
-            "cratedb_export",
-            "--select",
-            asset,
-            "--partition",
-            day.isoformat(),
-        ]
+        command = materialize_command(spec.asset_path, day.isoformat())
         started = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         wall = time.perf_counter() - started
