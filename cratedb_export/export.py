@@ -136,7 +136,7 @@ def export_day(
         _check_names(spec, directory, objects)
         read_back = spec.verify == "read_back"
         result.files = [
-            ExportedFile(o.name, o.size, store.count_rows(directory, o) if read_back else None) for o in objects
+            ExportedFile(o.name, o.size, _rows(store, directory, o) if read_back else None) for o in objects
         ]
         if read_back:
             result.exported_rows = sum(f.rows or 0 for f in result.files)
@@ -154,6 +154,11 @@ def export_day(
         store.put_json(directory, MANIFEST, result.manifest())
         store.put_marker(directory)
     return result
+
+
+def _rows(store: ObjectStore, directory: DayDirectory, obj: StoredObject) -> int:
+    # Every shard gets a file even when no row matched; an empty one needs no read.
+    return store.count_rows(directory, obj) if obj.size else 0
 
 
 def _check_names(spec: ExportSpec, directory: DayDirectory, objects: list[StoredObject]) -> None:
