@@ -6,16 +6,13 @@ over; it should not grow with the configuration by more than a small factor.
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from report import say
-from services import child_env
+from services import run_child
 
 TABLE_COUNTS = (1, 100, 1000)
 REPEATS = 3
@@ -52,17 +49,7 @@ def measure_load(workdir: Path, tables: int) -> LoadResult:
     write_config(config, tables)
     samples = []
     for repeat in range(REPEATS):
-        done = subprocess.run(
-            [sys.executable, str(CHILD)],
-            env=child_env(CRATEDB_EXPORT_CONFIG=str(config)),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"loading {tables} table(s) failed:\n{done.stderr[-3000:]}")
-        sample = json.loads(done.stdout.strip().splitlines()[-1])
+        sample = run_child(CHILD, what=f"loading {tables} table(s)", CRATEDB_EXPORT_CONFIG=str(config))
         if sample["assets"] != tables:
             raise RuntimeError(f"expected {tables} assets, the code location has {sample['assets']}")
         samples.append(sample)

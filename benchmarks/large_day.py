@@ -7,9 +7,6 @@ time), so the benchmark itself stays small; then a fresh process counts its rows
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 import zlib
 from dataclasses import dataclass
@@ -17,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from report import say
-from services import ACCESS_KEY, SECRET_KEY, Services, child_env
+from services import ACCESS_KEY, SECRET_KEY, Services, run_child
 
 BUCKET = "bench-large"
 PREFIX = "metrics-2024-06-15/"
@@ -120,17 +117,13 @@ def upload_large_day(services: Services) -> Upload:
 
 def count_in_fresh_process(services: Services, upload: Upload) -> Count:
     """`ObjectStore.count_rows` on the object, in a process that has done nothing else."""
-    done = subprocess.run(
-        [sys.executable, str(CHILD), services.s3.endpoint, BUCKET, PREFIX, KEY, str(upload.compressed)],
-        env=child_env(ACCESS_KEY_ID=ACCESS_KEY, SECRET_ACCESS_KEY=SECRET_KEY),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    result = run_child(
+        CHILD,
+        *(services.s3.endpoint, BUCKET, PREFIX, KEY, str(upload.compressed)),
+        what="counting",
+        ACCESS_KEY_ID=ACCESS_KEY,
+        SECRET_ACCESS_KEY=SECRET_KEY,
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"counting failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
     if result["listed"] != [[KEY, upload.compressed]]:
         raise RuntimeError(f"the day's directory holds {result['listed']}, expected only {KEY}")
     return Count(

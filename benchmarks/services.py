@@ -8,6 +8,7 @@ GIL with the code being measured, and every COPY it serves would slow our own th
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -63,6 +64,21 @@ class Services:
             "S3_PROTOCOL": "http",
             "CRATEDB_TIMEOUT": "600",
         }
+
+
+def run_child(script: Path, *args: str, what: str, **env: str) -> dict:
+    """Run a measuring child script in a fresh interpreter; it prints its figures as JSON on the last line."""
+    done = subprocess.run(
+        [sys.executable, str(script), *args],
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def child_env(**extra: str) -> dict[str, str]:
