@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 import yaml
+from dagster import DagsterInstance
+from dagster_graphql import DagsterGraphQLClient
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 
 from cratedb_export.storage import MANIFEST, SUCCESS
@@ -484,6 +486,25 @@ def test_backfill_through_dagster_dev(tmp_path, monkeypatch, export_env, crate, 
             events = asset["assetOrError"]["assetMaterializations"]
             assert sorted(e["partition"] for e in events) == partition_names, (table.name, events)
             assert {e["runId"] for e in events} == {run["runId"]}, (table.name, events)
+
+        # Two runs of the same day (say, the schedule and a click) never run at once: dagster.yaml limits
+        # the run queue to one run per dagster/partition value, so the second waits for the first.
+        graphql_client = DagsterGraphQLClient(HOST, port_number=dev.port)
+        if crate.double is not None:
+            crate.double.faults.delay_next(seconds=4, count=4)  # long enough that unguarded runs would overlap
+        twice = [
+            graphql_client.submit_job_execution("daily_cratedb_export", tags={"dagster/partition": partition_names[0]})
+            for _ in range(2)
+        ]
+
+        def both_done():
+            statuses = [graphql_client.get_run_status(run_id).value for run_id in twice]
+            return statuses if all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in statuses) else None
+
+        assert dev.poll("two runs of the same day", BACKFILL_TIMEOUT, both_done) == ["SUCCESS", "SUCCESS"]
+        with DagsterInstance.local_temp(str(home)) as stored:
+            spans = sorted((r.start_time, r.end_time) for r in (stored.get_run_record_by_id(i) for i in twice))
+        assert spans[0][1] <= spans[1][0], f"runs of the same day overlapped: {spans}"
 
         # Nothing dagster dev started listens beyond loopback: the webserver binds 127.0.0.1, the code
         # servers use Unix sockets.
