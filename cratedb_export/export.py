@@ -113,7 +113,6 @@ def export_day(
         directory=directory,
         display_uri=directory.display_uri(access.endpoint),
         statement=copy.sql,
-        crate_version=crate.server_version(),
     )
     what = f"{spec.table} {day.isoformat()}"
     clock = _Stopwatch(result.timings)
@@ -126,6 +125,7 @@ def export_day(
     with copy_slots or nullcontext(), clock("copy"):
         reply = crate.execute(copy, what=f"COPY of {what}", resend_after_timeout=False, on_retry=log)
     result.copy_rowcount = reply.rowcount
+    result.crate_version = crate.server_version()  # the COPY's connection is open: no extra request
 
     with clock("count_source"):
         counted = crate.execute(count_statement(spec, window), what=f"counting {what}", on_retry=log)
