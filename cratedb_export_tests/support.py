@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from crate import client as crate_client
-from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
 from cratedb_export.definitions import build_definitions, resource_from_env
 from cratedb_export.schedules import JOB
@@ -158,8 +158,6 @@ def run_export(
             "dagster/asset_partition_range_start": partition_range[0],
             "dagster/asset_partition_range_end": partition_range[1],
         }
-    from dagster import AssetKey
-
     return job.execute_in_process(
         instance=instance,
         partition_key=partition,

@@ -6,12 +6,13 @@ verified data; did a secret appear anywhere; does the failure say what to do.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import date
 from urllib.parse import quote
 
 import pytest
-from dagster import AssetKey
+from dagster import AssetCheckKey, AssetKey
 
 from cratedb_export.assets import POOL
 from cratedb_export.definitions import build_definitions, resource_from_env
@@ -27,11 +28,6 @@ from cratedb_export_tests.support import (
 
 DAY = date(2024, 5, 14)
 PARTITION = DAY.isoformat()
-
-
-@pytest.fixture
-def home(dagster_home):
-    return dagster_home
 
 
 @pytest.fixture
@@ -79,8 +75,6 @@ def _check_evaluations(instance, metrics):
 
 
 def _check_key(metrics):
-    from dagster import AssetCheckKey
-
     return AssetCheckKey(AssetKey(["cratedb_export", "doc", metrics.name]), "matches_source")
 
 
@@ -118,8 +112,6 @@ def test_clean_up_removes_stale_objects_but_never_touches_neighbours(export_env,
 
 
 def test_manifest_lists_files_and_agreeing_totals(export_env, instance, s3, bucket, metrics, crate):
-    import json
-
     assert run_export([spec_for(metrics, bucket, compression="gzip")], instance, partition=PARTITION).success
     body = s3.client().get_object(Bucket=bucket, Key=f"{_prefix(metrics)}_manifest.json")["Body"].read()
     manifest = json.loads(body)
@@ -151,7 +143,7 @@ def test_passing_check_carries_the_numbers(export_env, instance, bucket, metrics
     ids=["object shorter than reported", "rowcount higher than written"],
 )
 def test_disagreeing_numbers_fail_without_marker_and_fail_the_check(
-    export_env, instance, home, s3, bucket, metrics, double, secrets, fault, words
+    export_env, instance, dagster_home, s3, bucket, metrics, double, secrets, fault, words
 ):
     fault(double)
     result = run_export([spec_for(metrics, bucket)], instance, partition=PARTITION)
@@ -163,7 +155,7 @@ def test_disagreeing_numbers_fail_without_marker_and_fail_the_check(
     (evaluation,) = _check_evaluations(instance, metrics)
     assert not evaluation.passed and evaluation.severity.value == "ERROR"
     assert {"copy_rowcount", "source_rows", "exported_rows"} <= set(evaluation.metadata)
-    _assert_no_secret(secrets, message, instance_text(home))
+    _assert_no_secret(secrets, message, instance_text(dagster_home))
 
     # The next attempt, with CrateDB behaving, leaves a complete, marked day.
     assert run_export([spec_for(metrics, bucket)], instance, partition=PARTITION).success
@@ -185,7 +177,7 @@ def test_transient_503s_are_retried(export_env, instance, s3, bucket, metrics, d
     assert f"{_prefix(metrics)}_SUCCESS" in list_keys(s3.client(), bucket)
 
 
-def test_unknown_table_fails_at_once_saying_what_to_fix(export_env, instance, bucket, crate, secrets, home):
+def test_unknown_table_fails_at_once_saying_what_to_fix(export_env, instance, bucket, crate, secrets, dagster_home):
     spec = {"table": "doc.no_such_table", "timestamp_column": "timestamp", "target": f"{bucket}/none"}
     started = time.monotonic()
     result = run_export([spec], instance, partition=PARTITION)
@@ -194,7 +186,7 @@ def test_unknown_table_fails_at_once_saying_what_to_fix(export_env, instance, bu
     message = _failure_message(result)
     assert "RelationUnknown" in message and "check 'table'" in message
     assert "retrying" not in _run_log(instance, result)
-    _assert_no_secret(secrets, message, instance_text(home))
+    _assert_no_secret(secrets, message, instance_text(dagster_home))
 
 
 def test_unknown_column_fails_at_once(export_env, instance, bucket, metrics):
@@ -203,17 +195,21 @@ def test_unknown_column_fails_at_once(export_env, instance, bucket, metrics):
     assert "ColumnUnknownException" in _failure_message(result)
 
 
-def test_wrong_s3_keys_fail_fast_without_leaking(export_env, monkeypatch, instance, home, s3, bucket, metrics, secrets):
+def test_wrong_s3_keys_fail_fast_without_leaking(
+    export_env, monkeypatch, instance, dagster_home, s3, bucket, metrics, secrets
+):
     monkeypatch.setenv("SECRET_ACCESS_KEY", secrets.secret_key[::-1])
     result = run_export([spec_for(metrics, bucket)], instance, partition=PARTITION)
     assert not result.success
     message = _failure_message(result)
     assert "S3 refused" in message and "SECRET_ACCESS_KEY" in message
-    _assert_no_secret(secrets, message, instance_text(home))
-    assert secrets.secret_key[::-1] not in instance_text(home)
+    _assert_no_secret(secrets, message, instance_text(dagster_home))
+    assert secrets.secret_key[::-1] not in instance_text(dagster_home)
 
 
-def test_unreachable_cratedb_fails_with_a_clear_message(export_env, monkeypatch, instance, home, bucket, secrets):
+def test_unreachable_cratedb_fails_with_a_clear_message(
+    export_env, monkeypatch, instance, dagster_home, bucket, secrets
+):
     monkeypatch.setenv("CRATEDB_URL", "http://127.0.0.1:9")  # discard port: nothing listens
     spec = {"table": "doc.metrics", "timestamp_column": "timestamp", "target": f"{bucket}/m"}
     result = run_export([spec], instance, partition=PARTITION)
@@ -221,10 +217,10 @@ def test_unreachable_cratedb_fails_with_a_clear_message(export_env, monkeypatch,
     message = _failure_message(result)
     assert "unreachable" in message and "127.0.0.1:9" in message
     assert "gave up after 4 attempts" in message
-    _assert_no_secret(secrets, message, instance_text(home))
+    _assert_no_secret(secrets, message, instance_text(dagster_home))
 
 
-def test_s3_server_stopped_before_the_copy(export_env, monkeypatch, instance, home, crate, secrets):
+def test_s3_server_stopped_before_the_copy(export_env, monkeypatch, instance, dagster_home, crate, secrets):
     table = create_metrics_table(crate, [DAY], per_day=2)
     with SeaweedS3(secrets.access_key, secrets.secret_key) as doomed:
         doomed.create_bucket("doomed-bucket")
@@ -233,17 +229,19 @@ def test_s3_server_stopped_before_the_copy(export_env, monkeypatch, instance, ho
     assert not result.success
     message = _failure_message(result)
     assert "S3" in message and "endpoint" in message
-    _assert_no_secret(secrets, message, instance_text(home))
+    _assert_no_secret(secrets, message, instance_text(dagster_home))
 
 
-def test_invalid_uri_echoing_credentials_is_redacted(export_env, instance, home, s3, bucket, metrics, double, secrets):
+def test_invalid_uri_echoing_credentials_is_redacted(
+    export_env, instance, dagster_home, s3, bucket, metrics, double, secrets
+):
     uri = f"s3://{quote(secrets.access_key, safe='')}:{quote(secrets.secret_key, safe='')}@{s3.endpoint}/{bucket}/x/"
     double.faults.fail_next(count=1, status=400, code=4000, message=f"SQLParseException[Invalid uri '{uri}m_0_.json']")
     result = run_export([spec_for(metrics, bucket)], instance, partition=PARTITION)
     assert not result.success
     message = _failure_message(result)
     assert "Invalid uri" in message
-    _assert_no_secret(secrets, message, instance_text(home))
+    _assert_no_secret(secrets, message, instance_text(dagster_home))
 
 
 def test_copy_that_times_out_is_never_sent_twice(export_env, monkeypatch, instance, crate, bucket, metrics, double):
@@ -259,13 +257,15 @@ def test_copy_that_times_out_is_never_sent_twice(export_env, monkeypatch, instan
     assert sum(1 for j in double.jobs_log if j["stmt"].startswith("COPY")) == before + 1
 
 
-def test_secret_with_colon_is_refused_before_anything_runs(export_env, monkeypatch, instance, home, bucket, metrics):
+def test_secret_with_colon_is_refused_before_anything_runs(
+    export_env, monkeypatch, instance, dagster_home, bucket, metrics
+):
     monkeypatch.setenv("SECRET_ACCESS_KEY", "has:colon-secret")
     result = run_export([spec_for(metrics, bucket)], instance, partition=PARTITION)
     assert not result.success
     text = _run_log(instance, result) + _failure_message(result)
     assert "contains ':'" in text
-    assert "has:colon-secret" not in text and "has:colon-secret" not in instance_text(home)
+    assert "has:colon-secret" not in text and "has:colon-secret" not in instance_text(dagster_home)
 
 
 def test_export_steps_share_the_cratedb_pool(export_env, bucket, metrics):
