@@ -19,7 +19,8 @@ from . import __version__
 from .config import ExportSpec
 from .cratedb import CrateDB
 from .errors import VerificationError
-from .statement import copy_statement, count_statement
+from .source import SourceCounts
+from .statement import copy_statement
 from .storage import MANIFEST, SUCCESS, ObjectStore, StoredObject
 from .target import DayDirectory, S3Access, target_uri
 from .window import DayWindow
@@ -98,10 +99,12 @@ def export_day(
     access: S3Access,
     log: Callable[[str], None] = lambda _: None,
     copy_slots: AbstractContextManager | None = None,
+    source: SourceCounts | None = None,
 ) -> DayExport:
     """Export one day; raises an ExportError (already redacted) if the day is not complete and verified.
 
     `copy_slots` bounds the COPYs in flight across threads; clearing and verifying are not bounded by it.
+    `source` is shared by the days of a run, so consecutive days are counted together.
     """
     window = DayWindow.for_day(day, spec.timezone)
     directory = spec.directory_for(day)
@@ -128,8 +131,7 @@ def export_day(
     result.crate_version = crate.server_version()  # the COPY's connection is open: no extra request
 
     with clock("count_source"):
-        counted = crate.execute(count_statement(spec, window), what=f"counting {what}", on_retry=log)
-    result.source_rows = int(counted.rows[0][0])
+        result.source_rows = (source or SourceCounts(spec, [day], crate, log)).rows_in(window, reply.rowcount)
 
     with clock("verify"):
         objects = store.list_directory(directory)

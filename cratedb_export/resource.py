@@ -19,6 +19,7 @@ from .cratedb import CrateDB, RetryPolicy
 from .errors import PermanentError
 from .export import DayExport, export_day
 from .redaction import protect_process_logs
+from .source import SourceCounts
 from .storage import ObjectStore
 from .target import S3Access
 
@@ -109,7 +110,13 @@ class CrateDBExportResource(ConfigurableResource):
     def copy_slots(self) -> int:
         return self.max_concurrent_copies
 
-    def export_day(self, spec: ExportSpec, day: date, log: Callable[[str], None]) -> DayExport:
+    def source_counts(self, spec: ExportSpec, days: list[date], log: Callable[[str], None]) -> SourceCounts:
+        """How the run's days of one table are counted at the source (together, where consecutive)."""
+        return SourceCounts(spec, days, self._crate, log)
+
+    def export_day(
+        self, spec: ExportSpec, day: date, log: Callable[[str], None], source: SourceCounts | None = None
+    ) -> DayExport:
         """Export one day of one table; safe to call from several threads."""
         return export_day(
             spec,
@@ -119,4 +126,5 @@ class CrateDBExportResource(ConfigurableResource):
             access=self._access,
             log=log,
             copy_slots=self._copy_slots,
+            source=source,
         )

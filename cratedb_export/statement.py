@@ -12,6 +12,8 @@ from .config import ExportSpec
 from .identifiers import quote_column, quote_ident
 from .window import DayWindow
 
+HOUR_MS = 3_600_000
+
 
 @dataclass(frozen=True)
 class Statement:
@@ -50,3 +52,16 @@ def count_statement(spec: ExportSpec, window: DayWindow) -> Statement:
     """Count the source rows of the same window, with the same predicate as the COPY."""
     sql = f"SELECT count(*) FROM {qualified_table(spec)} WHERE {window_predicate(spec)}"
     return Statement(sql, (window.start_ms, window.end_ms))
+
+
+def hourly_count_statement(spec: ExportSpec, first: DayWindow, last: DayWindow) -> Statement:
+    """Count the source rows of the days first..last at once, per UTC hour (epoch ms of the hour's start).
+
+    Same predicate as the COPY over the whole span, so CrateDB prunes partitions just the same.
+    """
+    hour = f"date_trunc('hour', {quote_ident(spec.timestamp_column)})"
+    sql = (
+        f'SELECT {hour} AS "hour", count(*) AS "rows" FROM {qualified_table(spec)} '
+        f"WHERE {window_predicate(spec)} GROUP BY 1"
+    )
+    return Statement(sql, (first.start_ms, last.end_ms))

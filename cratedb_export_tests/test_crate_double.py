@@ -245,6 +245,32 @@ def test_create_insert_and_count_a_window(double: CrateDouble, table: str) -> No
     ]
 
 
+def test_grouped_counts_per_truncated_timestamp(double: CrateDouble, table: str) -> None:
+    seed(double, table)
+    window = [ms("2024-02-09T12:00:00"), ms("2024-02-11T00:00:00")]
+    where = 'WHERE "timestamp" >= ? AND "timestamp" < ?'
+    by_day = sql(
+        double, f"SELECT date_trunc('day', \"timestamp\") AS d, count(*) FROM {table} {where} GROUP BY 1", window
+    )
+    assert sorted(by_day) == [[ms("2024-02-09T00:00:00"), 4], [ms("2024-02-10T00:00:00"), 8]]
+    # Grouping by the expression itself works too; groups are not returned in time order.
+    hour = "date_trunc('hour', \"timestamp\")"
+    by_hour = sql(double, f"SELECT count(*), {hour} FROM {table} {where} GROUP BY {hour}", window)
+    assert sorted(by_hour, key=lambda r: r[1]) == [[1, ms(f"2024-02-09T{h:02d}:00:00")] for h in (12, 15, 18, 21)] + [
+        [1, ms(f"2024-02-10T{h:02d}:00:00")] for h in range(0, 24, 3)
+    ]
+    assert by_hour != sorted(by_hour, key=lambda r: r[1])
+    not_grouped = refusal(double, f"SELECT date_trunc('hour', \"timestamp\"), name, count(*) FROM {table} GROUP BY 1")
+    assert not_grouped == (
+        "SQLParseException['name' must appear in the GROUP BY clause or be used in an aggregation function]"
+    )
+    aggregate = refusal(double, f"SELECT count(*) FROM {table} GROUP BY 1")
+    assert aggregate == "SQLParseException[Aggregate functions are not allowed in GROUP BY]"
+    assert "test double does not support" in refusal(
+        double, f"SELECT name, count(*) FROM {table} GROUP BY 1 HAVING count(*) > 1"
+    )
+
+
 def test_timestamps_cast_as_crate_does(double: CrateDouble, table: str) -> None:
     sql(double, f"CREATE TABLE {table} (id INTEGER, ts TIMESTAMP WITH TIME ZONE, local_ts TIMESTAMP WITHOUT TIME ZONE)")
     values = [(1, "2024-01-01T01:00:00+01:00"), (2, 1704067200000), (3, 1704067200.5), (4, "1704067200000")]

@@ -91,9 +91,14 @@ def test_a_day_without_rows_is_exported_as_empty_and_marked(export_env, instance
     assert f"{prefix}_SUCCESS" in list_keys(s3.client(), bucket, prefix)
 
 
-def test_range_backfill_records_one_materialization_per_day(export_env, instance, s3, bucket, metrics):
+def test_range_backfill_records_one_materialization_per_day(export_env, instance, s3, bucket, metrics, crate):
     result = run_export([spec_for(metrics, bucket)], instance, partition_range=(D0.isoformat(), D2.isoformat()))
     assert result.success
+    # The three days are counted at the source with one statement, not one per day.
+    statements = [s for (s,) in crate.sql("SELECT stmt FROM sys.jobs_log") if f'"{metrics.name}"' in s]
+    assert sum(s.startswith("COPY") for s in statements) == 3
+    (counting,) = [s for s in statements if s.startswith("SELECT")]
+    assert "GROUP BY" in counting
     materialized = _materializations(instance, ["cratedb_export", "doc", metrics.name])
     assert set(materialized) == {D0.isoformat(), D1.isoformat(), D2.isoformat()}
     for day in (D0, D1, D2):

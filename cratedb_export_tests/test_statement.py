@@ -8,7 +8,8 @@ from cratedb_sqlparse import sqlparse
 
 from cratedb_export.config import ExportSpec
 from cratedb_export.redaction import Redactor
-from cratedb_export.statement import copy_statement, count_statement
+from cratedb_export.source import consecutive_spans
+from cratedb_export.statement import copy_statement, count_statement, hourly_count_statement
 from cratedb_export.target import DayDirectory, S3Access, target_uri
 from cratedb_export.window import DayWindow
 
@@ -44,6 +45,26 @@ def test_count_uses_the_same_window_predicate():
     statement = count_statement(SPEC, DayWindow.for_day("2024-01-01"))
     assert statement.sql == 'SELECT count(*) FROM "doc"."metrics" WHERE "timestamp" >= ? AND "timestamp" < ?'
     _grammar_ok(statement.sql)
+
+
+def test_hourly_count_spans_the_days_with_the_same_predicate():
+    first, last = DayWindow.for_day("2024-01-01"), DayWindow.for_day("2024-12-30")
+    statement = hourly_count_statement(SPEC, first, last)
+    assert statement.sql == (
+        'SELECT date_trunc(\'hour\', "timestamp") AS "hour", count(*) AS "rows" FROM "doc"."metrics" '
+        'WHERE "timestamp" >= ? AND "timestamp" < ? GROUP BY 1'
+    )
+    assert statement.args == (first.start_ms, last.end_ms)
+    _grammar_ok(statement.sql)
+
+
+def test_days_split_into_consecutive_spans():
+    days = [date(2024, 3, d) for d in (5, 1, 2, 3, 9, 10, 3)]
+    assert consecutive_spans(days) == [
+        [date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 3)],
+        [date(2024, 3, 5)],
+        [date(2024, 3, 9), date(2024, 3, 10)],
+    ]
 
 
 def test_day_window_follows_the_time_zone_including_dst_days():

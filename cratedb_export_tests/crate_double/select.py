@@ -1,13 +1,14 @@
-"""SELECT of columns or ``count(*)`` from one table, with WHERE, ORDER BY and LIMIT.
+"""SELECT of columns or ``count(*)`` from one table, with WHERE, ORDER BY and LIMIT, or grouped.
 
-Enough to count a day's rows, to look at ``sys.jobs_log`` and ``sys.nodes``, and for tests to
-read back what they inserted. Joins, grouping, aliases and expressions in the select list are
-refused.
+Enough to count a day's rows (or many days' rows per ``date_trunc`` bucket with GROUP BY), to look
+at ``sys.jobs_log`` and ``sys.nodes``, and for tests to read back what they inserted. Joins, HAVING,
+aggregates other than ``count(*)`` and other expressions in the select list are refused.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from functools import cmp_to_key, partial
 from typing import Any
@@ -16,9 +17,9 @@ from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 
 from . import coltypes
 from .ddl import table_name
-from .errors import not_in_double
-from .predicates import Binder, dig, matches
-from .sqltree import Col, ident, text_of
+from .errors import not_in_double, sql_parse
+from .predicates import Binder, dig, evaluate, matches
+from .sqltree import Col, Expr, Func, Lit, ident, text_of
 from .statement import Statement
 from .tables import Table
 
@@ -32,8 +33,8 @@ def select(stmt: Statement, resolve: Callable[[str, str, str], Table]) -> Result
     spec = term.querySpec() if isinstance(term, P.QueryTermDefaultContext) else None
     if not isinstance(spec, P.DefaultQuerySpecContext) or body.offsetClause() is not None:
         raise not_in_double(f"the query `{text_of(query)}`")
-    if spec.setQuant() or spec.GROUP() or spec.HAVING() or spec.WINDOW() or len(spec.relation()) > 1:
-        raise not_in_double("DISTINCT, GROUP BY, HAVING, WINDOW or joins")
+    if spec.setQuant() or spec.HAVING() or spec.WINDOW() or len(spec.relation()) > 1:
+        raise not_in_double("DISTINCT, HAVING, WINDOW or joins")
     if not spec.relation():
         return _constants(stmt, spec.selectItem())
     table = resolve(*_relation(stmt, spec.relation()[0]), "READ")
@@ -42,6 +43,10 @@ def select(stmt: Statement, resolve: Callable[[str, str, str], Table]) -> Result
     condition = binder.where(stmt.expr(where.booleanExpression())) if where is not None else None
     docs = [row.doc for row in table.rows if matches(condition, row.doc)]
     items = spec.selectItem()
+    if spec.GROUP():
+        if body.sortItem() or body.limitClause() is not None:
+            raise not_in_double("ORDER BY or LIMIT with GROUP BY")
+        return _grouped(stmt, table, binder, items, spec, docs)
     if len(items) == 1 and _is_count_star(items[0]):
         name = ident(items[0].ident()) if items[0].ident() else "count(*)"
         return [name], [coltypes.BIGINT.type_id], [[len(docs)]]
@@ -52,6 +57,53 @@ def select(stmt: Statement, resolve: Callable[[str, str, str], Table]) -> Result
         docs = docs[: stmt.value(stmt.builder.integer(limit.parameterOrInteger()))]
     types = [table.column_type(col.path).type_id for col in columns]
     return names, types, [[dig(doc, col.path) for col in columns] for doc in docs]
+
+
+def _grouped(stmt: Statement, table: Table, binder: Binder, items: list[Any], spec: Any, docs: list[dict]) -> Result:
+    """GROUP BY plain expressions (by ordinal or repeated), with ``count(*)`` as the only aggregate.
+
+    Like CrateDB, every select item that is not an aggregate must be grouped by, and the groups come
+    back in no particular order (here: last group first, so callers cannot rely on time order).
+    """
+    if spec.ALL():
+        raise not_in_double("GROUP BY ALL")
+    outputs: list[Expr | None] = []  # None marks count(*)
+    for item in items:
+        if not isinstance(item, P.SelectSingleContext):
+            raise not_in_double("SELECT * with GROUP BY")
+        outputs.append(None if _is_count_star(item) else _grouping_expr(stmt, binder, item.expr()))
+    keys: list[Expr] = []
+    for node in spec.expr():
+        expr = stmt.expr(node)
+        if isinstance(expr, Lit) and isinstance(expr.value, int) and not isinstance(expr.value, bool):
+            if not 1 <= expr.value <= len(outputs):
+                raise not_in_double(f"GROUP BY position {expr.value} outside the select list")
+            target = outputs[expr.value - 1]
+            if target is None:
+                raise sql_parse("Aggregate functions are not allowed in GROUP BY")
+            keys.append(target)
+        else:
+            keys.append(_grouping_expr(stmt, binder, node))
+    for item, output in zip(items, outputs, strict=True):
+        if output is not None and output not in keys:
+            raise sql_parse(
+                f"'{text_of(item.expr())}' must appear in the GROUP BY clause or be used in an aggregation function"
+            )
+    groups = Counter(tuple(evaluate(key, doc) for key in keys) for doc in docs)
+    rows = [
+        [count if output is None else group[keys.index(output)] for output in outputs]
+        for group, count in reversed(list(groups.items()))
+    ]
+    names = [ident(item.ident()) if item.ident() else text_of(item.expr()) for item in items]
+    types = [coltypes.BIGINT.type_id if o is None else binder.type_of(o).type_id for o in outputs]  # type: ignore[union-attr]
+    return names, types, rows
+
+
+def _grouping_expr(stmt: Statement, binder: Binder, node: Any) -> Expr:
+    expr = binder.bind(stmt.expr(node))
+    if not isinstance(expr, (Col, Func)):
+        raise not_in_double(f"grouping by `{text_of(node)}`")
+    return expr
 
 
 def _constants(stmt: Statement, items: list[Any]) -> Result:
