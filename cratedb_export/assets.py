@@ -136,10 +136,10 @@ def _run_exports(
     tallies = {AssetKey(spec.asset_path): _CheckTally(len(days)) for spec in specs}
     # Clearing and verifying run beside other days' COPYs; the resource bounds the COPYs themselves.
     workers = max(2, cratedb.copy_slots * 2)
-    sources = {spec.table: cratedb.source_counts(spec, days, context.log.warning) for spec in specs}
+    batches = {spec.table: cratedb.table_batch(spec, days, context.log.warning) for spec in specs}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
         futures = {
-            pool.submit(cratedb.export_day, spec, day, context.log.warning, sources[spec.table]): (spec, day)
+            pool.submit(cratedb.export_day, spec, day, context.log.warning, batches[spec.table]): (spec, day)
             for day in days
             for spec in specs
         }

@@ -21,7 +21,7 @@ from .cratedb import CrateDB
 from .errors import VerificationError
 from .source import SourceCounts
 from .statement import copy_statement
-from .storage import MANIFEST, SUCCESS, ObjectStore, StoredObject
+from .storage import MANIFEST, SUCCESS, ObjectStore, RunListing, StoredObject
 from .target import DayDirectory, S3Access, target_uri
 from .window import DayWindow
 
@@ -90,6 +90,23 @@ class DayExport:
         }
 
 
+@dataclass(frozen=True)
+class TableBatch:
+    """What the days of one table in one run share: the source is counted, and S3 listed, once for all."""
+
+    source: SourceCounts
+    listing: RunListing
+
+    @classmethod
+    def of(
+        cls, spec: ExportSpec, days: list[date], crate: CrateDB, store: ObjectStore, log: Callable[[str], None]
+    ) -> TableBatch:
+        by_month: dict[tuple[int, int], list[DayDirectory]] = {}
+        for day in days:
+            by_month.setdefault((day.year, day.month), []).append(spec.directory_for(day))
+        return cls(SourceCounts(spec, days, crate, log), RunListing(store, list(by_month.values())))
+
+
 def export_day(
     spec: ExportSpec,
     day: date,
@@ -99,12 +116,12 @@ def export_day(
     access: S3Access,
     log: Callable[[str], None] = lambda _: None,
     copy_slots: AbstractContextManager | None = None,
-    source: SourceCounts | None = None,
+    batch: TableBatch | None = None,
 ) -> DayExport:
     """Export one day; raises an ExportError (already redacted) if the day is not complete and verified.
 
     `copy_slots` bounds the COPYs in flight across threads; clearing and verifying are not bounded by it.
-    `source` is shared by the days of a run, so consecutive days are counted together.
+    `batch` is shared by the table's days in the run, so they are counted and listed together.
     """
     window = DayWindow.for_day(day, spec.timezone)
     directory = spec.directory_for(day)
@@ -119,9 +136,10 @@ def export_day(
     )
     what = f"{spec.table} {day.isoformat()}"
     clock = _Stopwatch(result.timings)
+    batch = batch or TableBatch.of(spec, [day], crate, store, log)
 
     with clock("clear"):
-        result.removed_before = store.clear_directory(directory)
+        result.removed_before = store.clear_directory(directory, batch.listing.below(directory))
     if result.removed_before:
         log(f"{what}: removed {result.removed_before} object(s) left by an earlier attempt")
 
@@ -131,7 +149,7 @@ def export_day(
     result.crate_version = crate.server_version()  # the COPY's connection is open: no extra request
 
     with clock("count_source"):
-        result.source_rows = (source or SourceCounts(spec, [day], crate, log)).rows_in(window, reply.rowcount)
+        result.source_rows = batch.source.rows_in(window, reply.rowcount)
 
     with clock("verify"):
         objects = store.list_directory(directory)

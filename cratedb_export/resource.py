@@ -17,9 +17,8 @@ from pydantic import Field, PrivateAttr
 from .config import ExportSpec
 from .cratedb import CrateDB, RetryPolicy
 from .errors import PermanentError
-from .export import DayExport, export_day
+from .export import DayExport, TableBatch, export_day
 from .redaction import protect_process_logs
-from .source import SourceCounts
 from .storage import ObjectStore
 from .target import S3Access
 
@@ -110,12 +109,12 @@ class CrateDBExportResource(ConfigurableResource):
     def copy_slots(self) -> int:
         return self.max_concurrent_copies
 
-    def source_counts(self, spec: ExportSpec, days: list[date], log: Callable[[str], None]) -> SourceCounts:
-        """How the run's days of one table are counted at the source (together, where consecutive)."""
-        return SourceCounts(spec, days, self._crate, log)
+    def table_batch(self, spec: ExportSpec, days: list[date], log: Callable[[str], None]) -> TableBatch:
+        """What the run's days of one table share (one source count, one S3 listing); pass it to export_day."""
+        return TableBatch.of(spec, days, self._crate, self._store, log)
 
     def export_day(
-        self, spec: ExportSpec, day: date, log: Callable[[str], None], source: SourceCounts | None = None
+        self, spec: ExportSpec, day: date, log: Callable[[str], None], batch: TableBatch | None = None
     ) -> DayExport:
         """Export one day of one table; safe to call from several threads."""
         return export_day(
@@ -126,5 +125,5 @@ class CrateDBExportResource(ConfigurableResource):
             access=self._access,
             log=log,
             copy_slots=self._copy_slots,
-            source=source,
+            batch=batch,
         )

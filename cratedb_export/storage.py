@@ -8,8 +8,11 @@ Every operation is confined to one `DayDirectory` prefix, which always ends with
 from __future__ import annotations
 
 import json
+import os
+import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import boto3
@@ -64,18 +67,39 @@ class ObjectStore:
 
     def list_directory(self, directory: DayDirectory) -> list[StoredObject]:
         """Every object below the directory, sorted by key."""
-        objects = []
         with _s3_errors(f"listing {directory.display_uri()}"):
-            pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=directory.bucket, Prefix=directory.prefix
-            )
-            for page in pages:
-                objects.extend(StoredObject(o["Key"], o["Size"]) for o in page.get("Contents", ()))
-        return sorted(objects, key=lambda o: o.key)
+            return list(self._list(directory.bucket, directory.prefix))
 
-    def clear_directory(self, directory: DayDirectory) -> int:
-        """Delete what an earlier attempt left; the marker goes first, so no reader trusts half a day."""
-        objects = self.list_directory(directory)
+    def list_directories(self, directories: Sequence[DayDirectory]) -> dict[DayDirectory, list[StoredObject]]:
+        """Every object below each of several directories of one bucket, from one listing of their common prefix.
+
+        Day directories end with '/' and never nest, so a key belongs to at most one of them: the greatest
+        directory prefix not above it. Keys below the common prefix that belong to none are left alone.
+        """
+        found: dict[DayDirectory, list[StoredObject]] = {d: [] for d in directories}
+        ordered = sorted(found, key=lambda d: d.prefix)
+        if not ordered:
+            return found
+        prefixes = [d.prefix for d in ordered]
+        with _s3_errors(f"listing {ordered[0].display_uri()} … {ordered[-1].display_uri()}"):
+            for obj in self._list(ordered[0].bucket, os.path.commonprefix(prefixes)):
+                index = bisect_right(prefixes, obj.key) - 1
+                if index >= 0 and obj.key.startswith(prefixes[index]):
+                    found[ordered[index]].append(obj)
+        return found
+
+    def _list(self, bucket: str, prefix: str) -> Iterator[StoredObject]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for o in page.get("Contents", ()):
+                yield StoredObject(o["Key"], o["Size"])
+
+    def clear_directory(self, directory: DayDirectory, listed: list[StoredObject] | None = None) -> int:
+        """Delete what an earlier attempt left; the marker goes first, so no reader trusts half a day.
+
+        `listed` is what a run-wide listing found below the directory; without it the directory is listed.
+        """
+        objects = self.list_directory(directory) if listed is None else listed
         keys = [o.key for o in objects if o.key.startswith(directory.prefix)]
         marker = directory.key(SUCCESS)
         keys.sort(key=lambda k: k != marker)
@@ -126,6 +150,32 @@ class ObjectStore:
                     return None
                 raise
             return json.loads(body.read())
+
+
+class RunListing:
+    """What is already below a run's day directories of one table, listed when first needed.
+
+    One listing per group of directories (the export groups a month's days), instead of one per day.
+    Taken before the first day is cleared; an object that appears later in a day's directory is caught
+    by that day's verification (stray names, rows that do not add up), never trusted.
+    """
+
+    def __init__(self, store: ObjectStore, groups: Sequence[Sequence[DayDirectory]]) -> None:
+        self._store = store
+        self._groups = [list(group) for group in groups if group]
+        self._lock = threading.Lock()
+        self._found: dict[DayDirectory, list[StoredObject]] | None = None
+
+    def below(self, directory: DayDirectory) -> list[StoredObject] | None:
+        """The objects found below `directory`, or None if it is to be listed on its own."""
+        if sum(len(group) for group in self._groups) < 2:
+            return None
+        with self._lock:
+            if self._found is None:
+                self._found = {}
+                for group in self._groups:
+                    self._found.update(self._store.list_directories(group))
+        return self._found.get(directory)
 
 
 def _gunzip(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:

@@ -111,6 +111,34 @@ def test_clean_up_removes_stale_objects_but_never_touches_neighbours(export_env,
     assert {r["hash_id"] for r in read_rows(client, bucket, _prefix(metrics))} == metrics.hash_ids(DAY)
 
 
+def test_range_clean_up_removes_each_days_leftovers_and_nothing_else(export_env, instance, s3, bucket, metrics):
+    client = s3.client()
+    name = metrics.name
+    days = ["2024-05-13", "2024-05-14", "2024-05-15"]
+    stale = [f"{name}-2024-05-13/{name}_7_.json", f"{name}-2024-05-14/{name}_9_.json", f"{name}-2024-05-15/old/x.json"]
+    neighbours = [
+        f"{name}-2024-05-1/keep.json",
+        f"{name}-2024-05-140/keep.json",
+        f"{name}-2024-05-14.bak/keep.json",
+        f"{name}-2024-05-16/keep.json",
+        f"{name}/keep.json",
+    ]
+    for key in stale:
+        client.put_object(Bucket=bucket, Key=key, Body=b'{"hash_id": -1}\n')
+    client.put_object(Bucket=bucket, Key=f"{name}-2024-05-13/_SUCCESS", Body=b"stale")
+    for key in neighbours:
+        client.put_object(Bucket=bucket, Key=key, Body=b"keep")
+
+    assert run_export([spec_for(metrics, bucket)], instance, partition_range=(days[0], days[-1])).success
+    keys = list_keys(client, bucket)
+    assert not set(stale) & set(keys)
+    assert client.get_object(Bucket=bucket, Key=f"{name}-2024-05-13/_SUCCESS")["Body"].read() == b""
+    assert all(key in keys for key in neighbours)
+    for day in days:
+        rows = read_rows(client, bucket, f"{name}-{day}/")
+        assert {r["hash_id"] for r in rows} == metrics.hash_ids(date.fromisoformat(day))
+
+
 def test_manifest_lists_files_and_agreeing_totals(export_env, instance, s3, bucket, metrics, crate):
     assert run_export([spec_for(metrics, bucket, compression="gzip")], instance, partition=PARTITION).success
     body = s3.client().get_object(Bucket=bucket, Key=f"{_prefix(metrics)}_manifest.json")["Body"].read()
