@@ -36,7 +36,7 @@ from cratedb_export.statement import Statement, copy_statement
 from cratedb_export.storage import SUCCESS, ObjectStore
 from cratedb_export.target import DayDirectory, target_uri
 from cratedb_export.window import DayWindow
-from cratedb_export_tests.support import METRICS_DDL, materialize_command
+from cratedb_export_tests.support import METRICS_DDL, SUBSET_PLANNED_EVENTS, materialize_command
 
 TABLES = 10
 FIRST_DAY, LAST_DAY = date(2024, 1, 1), date(2024, 12, 30)  # 365 days of 2024 (a leap year): 3,650 table-days
@@ -46,13 +46,11 @@ RUN_SAMPLES = 5
 BUCKETS = {
     "direct": "bench-direct",
     "direct-again": "bench-direct-again",
+    "direct-last": "bench-direct-last",
     "range": "bench-range",
     "range-subset": "bench-range-subset",
     "runs": "bench-runs",
 }
-# Dagster OSS writes one ASSET_MATERIALIZATION_PLANNED event per asset-partition when it creates a range
-# run, unless this is set in the environment of the process that creates the run (dagster#32242).
-SUBSET_PLANNED_EVENTS = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 PROGRESS_EVERY = 15.0
 
 
