@@ -35,6 +35,7 @@ from dagster import (
 from .config import ExportSpec
 from .errors import ExportError, VerificationError
 from .export import DayExport
+from .lease import Holder
 from .redaction import redact
 from .resource import CrateDBExportResource
 
@@ -136,10 +137,11 @@ def _run_exports(
     tallies = {AssetKey(spec.asset_path): _CheckTally(len(days)) for spec in specs}
     # Clearing and verifying run beside other days' COPYs; the resource bounds the COPYs themselves.
     workers = max(2, cratedb.copy_slots * 2)
-    batches = {spec.table: cratedb.table_batch(spec, days, context.log.warning) for spec in specs}
+    run = cratedb.start_run(specs, _holder(context), context.log.warning)
+    batches = {spec.table: run.batch(spec, days, context.log.warning) for spec in specs}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
         futures = {
-            pool.submit(cratedb.export_day, spec, day, context.log.warning, batches[spec.table]): (spec, day)
+            pool.submit(run.export_day, spec, day, context.log.warning, batches[spec.table]): (spec, day)
             for day in days
             for spec in specs
         }
@@ -177,6 +179,17 @@ def _run_exports(
             metadata={"failed": MetadataValue.json(sorted(failures)[:200])},
             allow_retries=False,
         )
+
+
+def _holder(context: AssetExecutionContext) -> Holder:
+    """This run, and how to tell whether the run holding a day's lease is still going."""
+    instance = context.instance
+
+    def is_alive(run_id: str) -> bool:
+        other = instance.get_run_by_id(run_id)
+        return other is not None and not other.is_finished
+
+    return Holder(context.run_id, is_alive)
 
 
 def _error_of(future) -> ExportError | None:
@@ -254,10 +267,14 @@ class _CheckTally:
 
 
 def _metadata(result: DayExport) -> dict:
-    rows = result.copy_rowcount
+    rows = result.source_rows
     return {
         "dagster/row_count": MetadataValue.int(rows),
         "rows_exported": MetadataValue.int(rows),
+        "copy_rowcount": MetadataValue.int(result.copy_rowcount)
+        if result.copy_rowcount is not None
+        else MetadataValue.text(f"unknown: {result.copy_recovered}"),
+        "window_read_as": MetadataValue.text(result.window_reading),
         "source_rows": MetadataValue.int(result.source_rows),
         "rows_read_back": MetadataValue.int(result.exported_rows)
         if result.exported_rows is not None
