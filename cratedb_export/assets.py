@@ -189,7 +189,7 @@ def _holder(context: AssetExecutionContext) -> Holder:
         other = instance.get_run_by_id(run_id)
         return other is not None and not other.is_finished
 
-    return Holder(context.run_id, is_alive)
+    return Holder(context.run.run_id, is_alive)
 
 
 def _error_of(future) -> ExportError | None:

@@ -96,8 +96,10 @@ def test_range_backfill_records_one_materialization_per_day(export_env, instance
     assert result.success
     # The three days are counted at the source with one statement, not one per day.
     statements = [s for (s,) in crate.sql("SELECT stmt FROM sys.jobs_log") if f'"{metrics.name}"' in s]
-    assert sum(s.startswith("COPY") for s in statements) == 3
-    (counting,) = [s for s in statements if s.startswith("SELECT")]
+    copies = [s for s in statements if "COPY " in s]
+    assert len(copies) == 3 and all(s.startswith("/* cratedb-export copy=") for s in copies)
+    assert {s.split()[4] for s in copies} == {D0.isoformat(), D1.isoformat(), D2.isoformat()}  # tagged per day
+    (counting,) = [s for s in statements if s.startswith("SELECT") and "count(*)" in s]
     assert "GROUP BY" in counting
     materialized = _materializations(instance, ["cratedb_export", "doc", metrics.name])
     assert set(materialized) == {D0.isoformat(), D1.isoformat(), D2.isoformat()}
