@@ -21,7 +21,7 @@ from .cluster import ClusterFacts, defect_of, read_cluster
 from .config import ExportSpec
 from .copy_jobs import CopyOutcome, CopyRunner, CopyTag, day_copy_running
 from .cratedb import CrateDB, RetryPolicy
-from .errors import CopyOutcomeUnknown, ExportError, TransientError, VerificationError
+from .errors import CopyOutcomeUnknown, ExportError, PermanentError, TransientError, VerificationError
 from .lease import DayLeases, Holder
 from .schema import SourceTable, read_source_table
 from .source import SourceCounts
@@ -235,6 +235,8 @@ def export_day(
             except CopyOutcomeUnknown:
                 lease.keep = True  # the COPY may still write: the next run must find the day held
                 raise
+            except PermanentError as error:
+                raise _with_known_cause(spec, error) from None
             except TransientError as error:
                 # CrateDB shows this COPY is not running (never started, or ended): it may be sent again.
                 if attempt >= run.retry.attempts:
@@ -285,6 +287,21 @@ def _verify(
             "while it was exported, or for S3 write errors in CrateDB's log.",
             counts=result.verified_counts,
         )
+
+
+# CrateDB (5.10 and 6.4 alike) closes each file of a COPY with a column list twice; uncompressed, the second
+# close completes the S3 upload again (AWS SDK: "multipart upload does not exist") or writes to a closed
+# OpenDAL writer ("writer has been dropped"). Through gzip the second close is harmless.
+_DOUBLE_CLOSE = ("The specified multipart upload does not exist", "writer has been dropped")
+
+
+def _with_known_cause(spec: ExportSpec, error: PermanentError) -> PermanentError:
+    if spec.columns and not spec.compression and any(marker in str(error) for marker in _DOUBLE_CLOSE):
+        return PermanentError(
+            f"{error} — CrateDB cannot finish uncompressed files of a COPY with a column list on this S3 store "
+            f"(it closes each file twice); set 'compression: gzip' for {spec.table}, or export all columns"
+        )
+    return error
 
 
 def _rows(store: ObjectStore, directory: DayDirectory, obj: StoredObject) -> int:
