@@ -13,10 +13,12 @@ from dagster import (
     define_asset_job,
 )
 
-JOB = "daily_cratedb_export"
+from .names import JOB
+
+__all__ = ["JOB", "build_export_schedules"]
 
 
-def build_export_schedules(export_assets: Sequence[AssetsDefinition]) -> list[ScheduleDefinition]:
+def build_export_schedules(export_assets: Sequence[AssetsDefinition], job: str = JOB) -> list[ScheduleDefinition]:
     """One job and schedule per partitions definition (one in the usual case, all tables sharing it).
 
     The tick at 00:00 of day D (in the partitions' time zone) requests partition D-1, the last complete
@@ -24,15 +26,15 @@ def build_export_schedules(export_assets: Sequence[AssetsDefinition]) -> list[Sc
     """
     schedules = []
     for assets_def in export_assets:
-        name = JOB if len(export_assets) == 1 else f"daily_{assets_def.op.name}"
-        job = define_asset_job(
+        name = job if len(export_assets) == 1 else f"daily_{assets_def.op.name}"
+        asset_job = define_asset_job(
             name=name,
             selection=AssetSelection.assets(assets_def),
             description="Export the previous day of every configured CrateDB table to S3",
         )
         schedules.append(
             build_schedule_from_partitioned_job(
-                job, name=f"{name}_schedule", default_status=DefaultScheduleStatus.RUNNING
+                asset_job, name=f"{name}_schedule", default_status=DefaultScheduleStatus.RUNNING
             )
         )
     return schedules
