@@ -12,7 +12,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import date
 
 from dagster import (
@@ -129,7 +129,7 @@ def _run_exports(
     cratedb: CrateDBExportResource,
     specs: list[ExportSpec],
     days: list[date],
-) -> Iterator[AssetMaterialization]:
+) -> Iterator[AssetMaterialization | AssetCheckResult]:
     total = len(specs) * len(days)
     context.log.info(
         f"exporting {len(days)} day(s) of {len(specs)} table(s): {total} COPY statement(s), at most "
@@ -183,7 +183,7 @@ def _run_exports(
         )
 
 
-def _error_of(future) -> ExportError | None:
+def _error_of(future: Future[DayExport]) -> ExportError | None:
     """The day's error, redacted; an unexpected exception is wrapped so its text is redacted too."""
     exc = future.exception()
     if exc is None:

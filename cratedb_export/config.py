@@ -225,7 +225,7 @@ def _load_python_tables(path: Path) -> list[ExportSpec]:
 
 
 def parse_export_specs(
-    entries: Sequence[Mapping[str, Any] | ExportSpec],
+    entries: Sequence[Mapping[str, Any] | ExportSpec] | Sequence[object],
     *,
     source: str = "python",
     defaults: Mapping[str, Any] | None = None,
