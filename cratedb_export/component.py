@@ -138,9 +138,9 @@ class CrateDBExportScaffolder(Scaffolder):
 
 @scaffold_with(CrateDBExportScaffolder)
 class CrateDBExportComponent(Component, Resolvable, Model):
-    """Daily exports of CrateDB tables to S3 with COPY TO: one daily-partitioned asset per table, verified
-    against the source, with a daily schedule; one component per CrateDB cluster.
+    """Daily exports of one CrateDB cluster's tables to S3 with COPY TO, verified against the source.
 
+    One daily-partitioned asset per table with its check `matches_source`, a daily job and schedule.
     `exports` and `defaults` take exactly the fields of exports.yaml; `connection` names the environment
     variables of this cluster; `name` keeps the definitions of several clusters apart.
     """
