@@ -314,7 +314,7 @@ def test_component_resource_reads_the_named_variables(monkeypatch):
     monkeypatch.setenv("OTHER_URL", "http://crate-a:4200 http://crate-b:4200")
     monkeypatch.setenv("OTHER_TIMEOUT", "12.5")
     component = CrateDBExportComponent(
-        exports=[entry("doc.metrics", "b/m")],
+        exports=[entry("doc.metrics", "exports-bucket/m")],
         connection={"url": "OTHER_URL", "timeout": "OTHER_TIMEOUT", "secret_access_key": "OTHER_SECRET"},
     )
     resource = resource_from_env(component.connection.variables())
