@@ -159,8 +159,9 @@ def _dg_dev(env: dict[str, str]) -> int:
             process.wait()
             return 1
         if code not in (0, -signal.SIGINT):
-            print(f"dg dev exited with status {code} while stopping", flush=True)
-            return code
+            # Interrupted while still starting, dg dev (click) says "Aborted!" and exits 1. The stop was
+            # asked for and everything is stopped: say so, and exit 0 like any other Ctrl-C.
+            print(f"(dg dev exited with status {code}: it was stopped while starting)", flush=True)
         return 0
 
 
