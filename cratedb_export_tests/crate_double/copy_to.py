@@ -25,7 +25,7 @@ from . import coltypes, javauri, s3
 from .errors import CrateError, not_in_double, partition_unknown, sql_parse, unsupported
 from .faults import CopyFaults, Faults
 from .predicates import OPS, Binder, dig, matches
-from .sqltree import Cmp, Col, Expr, Lit, conjuncts, generic_properties
+from .sqltree import Cmp, Col, Expr, Lit, Param, conjuncts, generic_properties
 from .statement import Relation, Statement
 from .tables import Catalog, Table, partition_ident, partition_string
 
@@ -132,7 +132,8 @@ def _partition_clause(stmt: Statement, table: Table, assignments: list[Any]) -> 
     if not isinstance(column, Col) or column.path != (table.partitioned_by,):
         name = column.name if isinstance(column, Col) else assignments[0].primaryExpression().getText()
         raise sql_parse(f'"{name}" is no known partition column')
-    value = coltypes.cast(stmt.constant(assignments[0].expr()), table.columns[table.partitioned_by].type)
+    expr = stmt.expr(assignments[0].expr())
+    value = coltypes.cast(stmt.value(expr), table.columns[table.partitioned_by].type, param=isinstance(expr, Param))
     ident = partition_ident([partition_string(value)])
     if ident not in table.partitions:
         raise partition_unknown(table.fqn, ident)
