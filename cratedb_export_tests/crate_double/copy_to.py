@@ -91,7 +91,24 @@ def copy_to(
         threading.Thread(target=_run_quietly, args=(files, options, writer, copy_faults), daemon=True).start()
         return -1
     _run(files, options, writer, copy_faults)
+    if columns and not options.gzip and files:
+        raise _closed_twice(writer)
     return rowcount
+
+
+def _closed_twice(writer: s3.S3Writer) -> CrateError:
+    """CrateDB's ColumnRowWriter closes its JSON builder (which closes the stream) and then the stream again.
+    Uncompressed, the second close reaches S3: the AWS SDK completes the finished multipart upload again
+    (SeaweedFS answers NoSuchUpload) and OpenDAL writes to a dropped writer (seen on 5.10.16 and 6.4.3).
+    Through GZIPOutputStream, whose close is idempotent, nothing happens. The objects are written."""
+    if writer.opendal:
+        text = "Unexpected (permanent) at  => writer has been dropped\n\nBacktrace:\n   0: <unknown>\n"
+        return CrateError("OpenDALException", text, 5000)
+    text = (
+        "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have "
+        "been aborted or completed. (Service: Amazon S3; Status Code: 404; Error Code: NoSuchUpload)"
+    )
+    return CrateError("AmazonS3Exception", text, 5000)
 
 
 def _run(files: list[ShardFile], options: Options, writer: s3.S3Writer, copy_faults: CopyFaults) -> None:

@@ -108,15 +108,15 @@ class S3Writer:
     def __init__(self, version: str = "5.10.4") -> None:
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
-        self._opendal = _version(version) >= (6, 3)
+        self.opendal = _version(version) >= (6, 3)
 
     def _refused(self, error: ClientError, target: S3Target, protocol: str, written: int) -> CrateError:
-        if self._opendal:
+        if self.opendal:
             return opendal_exception(error, target, protocol, written)
         return _amazon_s3_exception(error)
 
     def _unreachable(self, error: BotoCoreError, target: S3Target) -> CrateError:
-        if self._opendal:
+        if self.opendal:
             return not_in_double(f"CrateDB 6.3+'s (OpenDAL's) message for an S3 endpoint it cannot reach ({error})")
         assert target.endpoint is not None
         return _sdk_client_exception(error, target.endpoint)
