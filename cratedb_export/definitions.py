@@ -9,7 +9,9 @@ from typing import Any
 from dagster import Definitions, EnvVar, in_process_executor
 
 from .assets import build_export_assets
+from .checks import build_export_checks
 from .config import ExportSpec, load_export_config, parse_export_specs
+from .lineage import source_specs
 from .resource import CrateDBExportResource
 from .schedules import build_export_schedules
 
@@ -60,9 +62,11 @@ def build_definitions(
     """Definitions for the given exports (Python dicts or ExportSpecs), or for the YAML configuration."""
     export_specs = parse_export_specs(specs) if specs is not None else load_export_config()
     export_assets = build_export_assets(export_specs)
+    export_checks, check_schedules = build_export_checks(export_specs)
     return Definitions(
-        assets=export_assets,
-        schedules=build_export_schedules(export_assets),
+        assets=[*source_specs(export_specs), *export_assets],
+        asset_checks=export_checks,
+        schedules=[*build_export_schedules(export_assets), *check_schedules],
         resources={RESOURCE_KEY: resource or resource_from_env()},
         # One step per run exports all selected tables and days in threads; a step subprocess would only
         # add a Python start-up to every run.

@@ -106,6 +106,11 @@ class CrateDBExportResource(ConfigurableResource):
             raise PermanentError("cratedb resource: " + "; ".join(problems))
 
     @property
+    def crate(self) -> CrateDB:
+        """The run's CrateDB client, for reads beside the exports (e.g. `schema.read_columns`)."""
+        return self._crate
+
+    @property
     def copy_slots(self) -> int:
         return self.max_concurrent_copies
 
