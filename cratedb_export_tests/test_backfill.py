@@ -12,6 +12,7 @@ from dagster import AssetKey, AssetPartitionStatus, DagsterEventType, DagsterIns
 
 from cratedb_export.assets import partitions_for
 from cratedb_export.config import parse_export_specs
+from cratedb_export_tests.pg_server import database_text
 from cratedb_export_tests.support import (
     SUBSET_PLANNED_EVENTS,
     create_metrics_table,
@@ -46,10 +47,16 @@ def _marked_days(s3, bucket, table) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("subset_planned_events", [False, True], ids=["dagster default", "subset planned events"])
+@pytest.mark.parametrize(
+    ("storage", "subset_planned_events"),
+    [("sqlite", False), ("sqlite", True), ("postgres", False)],
+    ids=["dagster default", "subset planned events", "postgres instance"],
+)
 def test_failed_day_in_a_range_leaves_the_others_materialized_and_is_rerun_alone(
-    export_env, monkeypatch, instance, s3, bucket, crate, double, subset_planned_events
+    export_env, monkeypatch, request, s3, bucket, crate, double, secrets, storage, subset_planned_events
 ):
+    # The same range backfill on the CLI's default SQLite instance and on PostgreSQL, as deployed (README).
+    instance = request.getfixturevalue("pg_instance" if storage == "postgres" else "instance")
     if subset_planned_events:  # README: the opt-in for very large backfills, and what it costs
         monkeypatch.setenv(SUBSET_PLANNED_EVENTS, "1")
     first = create_metrics_table(crate, DAYS, per_day=3)
@@ -95,6 +102,11 @@ def test_failed_day_in_a_range_leaves_the_others_materialized_and_is_rerun_alone
     assert _status(instance, spec_for(bad_table, bucket)) == ({d.isoformat() for d in DAYS}, set())
     rows = read_rows(s3.client(), bucket, f"{bad_table.name}-{bad_day}/")
     assert {r["hash_id"] for r in rows} == bad_table.hash_ids(date.fromisoformat(bad_day))
+    if storage == "postgres":  # everything the instance stored, searched for the keys and passwords
+        stored = database_text(request.getfixturevalue("pg_database"))
+        assert "matches_source" in stored and bad_day in stored
+        assert not secrets.leaks_in(stored), secrets.leaks_in(stored)
+        assert request.getfixturevalue("postgres").password not in stored
 
 
 @pytest.mark.parametrize("subset_planned_events", [False, True], ids=["dagster default", "subset planned events"])

@@ -70,9 +70,11 @@ def test_one_day_run_evaluates_the_check_on_that_days_partition(export_env, inst
     assert _resolved(instance, table, spec) == {"SUCCEEDED": {D1.isoformat()}}
 
 
+@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
 def test_range_run_evaluates_every_day_and_a_mismatch_is_red_on_its_own_partition(
-    export_env, instance, bucket, crate, double
+    export_env, request, bucket, crate, double, storage
 ):
+    instance = request.getfixturevalue("pg_instance" if storage == "postgres" else "instance")
     table = create_metrics_table(crate, [D0, D1, D2], per_day=3)
     spec = spec_for(table, bucket)
     double.faults.inflate_next_copy_rowcount(extra=2)  # whichever day's COPY runs first reports 2 rows too many
