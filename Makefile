@@ -23,5 +23,6 @@ lint: setup
 test: lint
 	$(VENV)/bin/pytest
 
+# `make bench BENCH_CRATEDB_URL=http://127.0.0.1:4200` measures against a CrateDB someone started.
 bench: setup
-	$(PY) benchmarks/backfill.py
+	$(PY) benchmarks/backfill.py $(if $(BENCH_CRATEDB_URL),--crate-url $(BENCH_CRATEDB_URL))

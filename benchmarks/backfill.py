@@ -13,6 +13,7 @@ It measures and prints; it asserts nothing. Figures with a target end in PASS/FA
 The stand-in runs as a separate process (its CLI), so it does not share a GIL with the measured code.
 """
 
+import argparse
 import signal
 import statistics
 import sys
@@ -194,14 +195,21 @@ def part_3(services: Services) -> None:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--crate-url",
+        help="a CrateDB someone started (e.g. http://127.0.0.1:4200, trust auth, reaching 127.0.0.1); "
+        "default: the CrateDB stand-in",
+    )
+    options = parser.parse_args()
     # SIGTERM (e.g. a CI timeout) unwinds through the `finally` blocks that stop weed and the stand-in.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report.machine()
     with temporary_workdir() as tmp:
         workdir = Path(tmp)
-        say("starting SeaweedFS and the CrateDB stand-in (separate processes)")
-        with running_services(workdir) as services:
-            say(f"CrateDB stand-in at {services.crate_url}, SeaweedFS S3 at {services.s3.endpoint_url}")
+        say("starting SeaweedFS" + ("" if options.crate_url else " and the CrateDB stand-in (separate processes)"))
+        with running_services(workdir, options.crate_url) as services:
+            say(f"{services.crate_name} at {services.crate_url}, SeaweedFS S3 at {services.s3.endpoint_url}")
             part_1(services, workdir)
             part_3(services)
         say("servers stopped")

@@ -80,6 +80,7 @@ def load_tables(crate_url: str) -> int:
     total = 0
     try:
         for index, name in enumerate(table_names()):
+            cursor.execute(f'DROP TABLE IF EXISTS "doc"."{name}"')  # a real CrateDB keeps them between runs
             cursor.execute(METRICS_DDL.format(name=name))
             rows = []
             for number, day in enumerate(DAYS):

@@ -35,8 +35,12 @@ STARTUP_TIMEOUT = 60.0
 @dataclass(frozen=True)
 class Services:
     crate_url: str
-    crate_pid: int
+    crate_pid: int | None  # None for a CrateDB someone else started (its CPU is not on this machine's books)
     s3: SeaweedS3
+
+    @property
+    def crate_name(self) -> str:
+        return "CrateDB stand-in" if self.crate_pid is not None else "CrateDB"
 
     @property
     def access(self) -> S3Access:
@@ -46,7 +50,7 @@ class Services:
         """CPU used so far by each process on the path of an export: where the 2 cores' time goes."""
         assert self.s3.pid is not None
         ours = {
-            "CrateDB stand-in": process_cpu_seconds(self.crate_pid),
+            self.crate_name: process_cpu_seconds(self.crate_pid) if self.crate_pid is not None else 0.0,
             "SeaweedFS": process_cpu_seconds(self.s3.pid),
             "this process": process_cpu_seconds(os.getpid()),
         }
@@ -90,10 +94,15 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_services(workdir: Path) -> Iterator[Services]:
-    """SeaweedFS and the CrateDB stand-in, both stopped on exit (also on errors and Ctrl-C)."""
-    with SeaweedS3(ACCESS_KEY, SECRET_KEY) as s3, crate_stand_in(workdir / "crate-stand-in.log") as crate:
-        yield Services(crate_url=crate[0], crate_pid=crate[1], s3=s3)
+def running_services(workdir: Path, crate_url: str | None = None) -> Iterator[Services]:
+    """SeaweedFS and the CrateDB stand-in, both stopped on exit (also on errors and Ctrl-C); with `crate_url`,
+    a CrateDB someone started instead of the stand-in (it must reach SeaweedFS on 127.0.0.1)."""
+    with SeaweedS3(ACCESS_KEY, SECRET_KEY) as s3:
+        if crate_url:
+            yield Services(crate_url=crate_url, crate_pid=None, s3=s3)
+            return
+        with crate_stand_in(workdir / "crate-stand-in.log") as crate:
+            yield Services(crate_url=crate[0], crate_pid=crate[1], s3=s3)
 
 
 @contextlib.contextmanager

@@ -13,8 +13,8 @@ failed ones are exactly what "failed and missing" re-runs. Each verified day als
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, date, datetime
 
 from dagster import (
@@ -42,10 +42,12 @@ from .export import DayExport
 from .freshness import CHECK as LANDED
 from .freshness import Deadline
 from .freshness import evaluate as evaluate_landed
-from .lineage import columns_reader, exported_schema, source_key, source_observation
+from .lease import Holder
+from .lineage import exported_schema, source_key, source_observation
 from .metadata import day_metadata
 from .redaction import redact
 from .resource import CrateDBExportResource
+from .schema import SourceTable
 
 GROUP = "cratedb_exports"
 POOL = "cratedb"
@@ -142,19 +144,22 @@ def _run_exports(
     selected_checks = context.selected_asset_check_keys
     # Clearing and verifying run beside other days' COPYs; the resource bounds the COPYs themselves.
     workers = max(2, cratedb.copy_slots * 2)
-    batches = {spec.table: cratedb.table_batch(spec, days, context.log.warning) for spec in specs}
+    run = cratedb.start_run(specs, _holder(context), context.log.warning)
+    batches = {spec.table: run.batch(spec, days, context.log.warning) for spec in specs}
+    # The tables' columns, read by start_run from information_schema: an observation of each CrateDB table
+    # (lineage.py), and the exported columns on every day's materialization.
+    exported: dict[str, TableSchema] = {}
+    for spec in specs:
+        table = run.tables.get(spec.table)
+        if isinstance(table, SourceTable):
+            yield source_observation(spec, table)
+            exported[spec.table] = exported_schema(table)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
-        # The tables' columns, read once per run while the first COPYs start (lineage.py).
-        schemas = _read_schemas(pool, cratedb, specs)
         futures = {
-            pool.submit(cratedb.export_day, spec, day, context.log.warning, batches[spec.table]): (spec, day)
+            pool.submit(run.export_day, spec, day, context.log.warning, batches[spec.table]): (spec, day)
             for day in days
             for spec in specs
         }
-        exported: dict[str, TableSchema] = {}
-        for spec, columns in _collect(schemas, context.log.warning):
-            yield source_observation(spec, columns)
-            exported[spec.table] = exported_schema(spec, columns)
         for future in as_completed(futures):
             spec, day = futures[future]
             key = AssetKey(spec.asset_path)
@@ -172,7 +177,7 @@ def _run_exports(
                 yield AssetMaterialization(asset_key=key, partition=day.isoformat(), metadata=metadata)
                 if AssetCheckKey(key, CHECK) in selected_checks:
                     checks.add(key, day, result.verified_counts, passed=True)
-                rows_by_day[key][day] = result.copy_rowcount
+                rows_by_day[key][day] = result.source_rows
             else:
                 failures.append(f"{spec.table} {day.isoformat()}: {error}")
                 context.log.error(f"{spec.table} {day.isoformat()} failed: {error}")
@@ -234,26 +239,15 @@ def _run_checks(context: AssetExecutionContext) -> set[AssetCheckKey]:
     return set(selection)
 
 
-def _read_schemas(
-    pool: ThreadPoolExecutor, cratedb: CrateDBExportResource, specs: list[ExportSpec]
-) -> list[tuple[ExportSpec, Future]]:
-    read_columns = columns_reader()
-    if read_columns is None:
-        return []
-    return [(spec, pool.submit(read_columns, cratedb.crate, spec)) for spec in specs]
+def _holder(context: AssetExecutionContext) -> Holder:
+    """This run, and how to tell whether the run holding a day's lease is still going."""
+    instance = context.instance
 
+    def is_alive(run_id: str) -> bool:
+        other = instance.get_run_by_id(run_id)
+        return other is not None and not other.is_finished
 
-def _collect(
-    schemas: list[tuple[ExportSpec, Future]], warn: Callable[[str], None]
-) -> Iterator[tuple[ExportSpec, list[tuple[str, str]]]]:
-    """The columns that could be read. A table whose columns could not be read is still exported: its
-    COPY fails with CrateDB's own message if the table is not there."""
-    for spec, future in schemas:
-        error = _error_of(future)
-        if error is not None:
-            warn(f"{spec.table}: columns not recorded: {error}")
-        elif future.result():
-            yield spec, future.result()
+    return Holder(context.run.run_id, is_alive)
 
 
 def _error_of(future) -> ExportError | None:

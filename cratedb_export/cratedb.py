@@ -1,15 +1,17 @@
 """Talking to CrateDB through the `crate` client, with our own retry policy.
 
-The client, given several servers, re-sends a statement to the next server after a read timeout or a
-503 — which for a COPY can mean two COPYs writing the same day at once. So each server gets a connection
-of its own (a single-server client never fails over), and this module decides what is re-sent:
-connection failures, 503s and CrateDB's transient cluster errors are retried with exponential backoff
-and jitter, on the next server; a COPY whose answer timed out is not, because it may still be running.
+A statement that only reads (counts, sys.jobs lookups) is retried on transient failures with backoff and
+jitter, on the next server. A COPY is sent exactly once per call: the crate client on its own re-sends a
+statement to the next server after a timeout or a 502/503/504/509, and to the same server, endlessly,
+after a reset connection — while the first COPY keeps running in CrateDB, which does not stop a job when
+its connection goes away. So every connection here is pinned to one server and never re-posts; when a
+COPY's answer is lost, `copy_jobs` asks CrateDB what became of it.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,8 +20,9 @@ from typing import Any
 
 from crate import client as crate_client
 from crate.client import exceptions as crate_errors
+from crate.client.http import Client as _HttpClient
 
-from .errors import CopyOutcomeUnknown, ExportError, PermanentError, TransientError, classify_crate_error
+from .errors import AnswerLost, ExportError, PermanentError, TransientError, classify_crate_error
 from .statement import Statement
 
 
@@ -76,15 +79,14 @@ class CrateDB:
         statement: Statement,
         *,
         what: str,
-        resend_after_timeout: bool = True,
         on_retry: Callable[[str], None] | None = None,
     ) -> Reply:
-        """Run one statement; retries transient failures, raises a redacted ExportError otherwise."""
+        """Run a statement that is safe to repeat; retries transient failures, raises a redacted ExportError."""
         last: ExportError | None = None
         for attempt in range(1, self._retry.attempts + 1):
             server = self._pick_server(attempt > 1)
             try:
-                return self._run(server, statement, what, resend_after_timeout)
+                return self._run(server, statement, what)
             except ExportError as error:
                 if not error.retryable:
                     raise
@@ -95,6 +97,15 @@ class CrateDB:
                     on_retry(f"{last} — attempt {attempt}/{self._retry.attempts}, retrying in {pause:.1f}s")
                 self._sleep(pause)
         raise TransientError(f"{last} (gave up after {self._retry.attempts} attempts)")
+
+    def execute_once(self, statement: Statement, *, what: str, rotate: bool = False) -> Reply:
+        """Send a statement once, to one server; never re-sent here nor by the client.
+
+        Raises AnswerLost when the request may have reached CrateDB without an answer coming back,
+        TransientError when it surely did not run or CrateDB answered a transient error, else PermanentError.
+        `rotate` moves to the next server first (after a failure on the current one).
+        """
+        return self._run(self._pick_server(rotate), statement, what)
 
     def server_version(self) -> str:
         """The lowest CrateDB version among the servers answered so far (the client asks each on connect)."""
@@ -118,7 +129,7 @@ class CrateDB:
             return connection
         message = None
         try:
-            connection = crate_client.connect(servers=[server], **self._options)
+            connection = crate_client.connect(client=_SingleServerClient(server, **self._options))
         except crate_errors.ConnectionError as exc:
             message = f"{what} failed: CrateDB at {server} is unreachable: {exc}"
         except crate_errors.Error as exc:
@@ -129,7 +140,7 @@ class CrateDB:
         with self._lock:
             return self._connections.setdefault(server, connection)
 
-    def _run(self, server: str, statement: Statement, what: str, resend_after_timeout: bool) -> Reply:
+    def _run(self, server: str, statement: Statement, what: str) -> Reply:
         connection = self._connection(server, what)
         error: ExportError | None = None
         cursor = connection.cursor()
@@ -138,7 +149,7 @@ class CrateDB:
             rows = cursor.fetchall() if cursor.description else []
             return Reply(rowcount=cursor.rowcount, rows=[list(r) for r in rows])
         except (crate_errors.ConnectionError, crate_errors.ProgrammingError) as exc:
-            error = self._classify(exc, server, what, resend_after_timeout)
+            error = self._classify(exc, server, what)
         except crate_errors.Error as exc:
             error = PermanentError(f"{what} failed: {type(exc).__name__}: {exc}")
         finally:
@@ -146,23 +157,43 @@ class CrateDB:
         raise error
 
     @staticmethod
-    def _classify(exc: Exception, server: str, what: str, resend_after_timeout: bool) -> ExportError:
-        """Decide whether a failed request may be sent again.
+    def _classify(exc: Exception, server: str, what: str) -> ExportError:
+        """Decide what a failed request means: not sent, answered with an error, or answer lost.
 
-        A single-server client reports an unavailable server as ConnectionError (timeouts, refused
-        connections) or, for a 503 answer, as ProgrammingError('No more Servers available ...').
+        With the server pinned, the client reports a failure on the way (refused or reset connection, read
+        timeout) as ConnectionError('Server not available, exception: ...'), a 503 as ConnectionError
+        ('503 Server Error: ...'), and a 502/504/509 without CrateDB's JSON as ProgrammingError('50x Server
+        Error: ...'). CrateDB's own errors are ProgrammingError('<ExceptionName>[...]').
         """
         text = str(exc)
-        unavailable = isinstance(exc, crate_errors.ConnectionError) or text.startswith("No more Servers available")
-        if not unavailable:
-            return classify_crate_error(text, what=what)
-        if "Read timed out" in text and not resend_after_timeout:
-            return CopyOutcomeUnknown(
-                f"{what}: CrateDB at {server} did not answer within the timeout; the statement may still "
-                "be running (see sys.jobs). It was not sent again, so that two COPYs never write the "
-                "same day at once. Re-run the partition when it has finished, or raise the timeout."
+        if isinstance(exc, crate_errors.ConnectionError) or _GATEWAY_ERROR.match(text):
+            if any(marker in text for marker in _NOT_SENT):
+                return TransientError(f"{what} failed: CrateDB at {server} is unreachable: {text}")
+            return AnswerLost(
+                f"{what}: no answer from CrateDB at {server} ({text}); the statement may have reached CrateDB"
             )
-        return TransientError(f"{what} failed: CrateDB at {server} is unavailable: {text}")
+        return classify_crate_error(text, what=what)
+
+
+# A failure before the request left this process: the statement surely did not run.
+_NOT_SENT = ("NewConnectionError", "Connection refused", "ConnectTimeoutError", "NameResolutionError")
+# A gateway's answer without CrateDB's JSON error body (HTTP statuses the client treats as unavailable).
+_GATEWAY_ERROR = re.compile(r"^(502|503|504|509) Server Error")
+
+
+class _SingleServerClient(_HttpClient):
+    """The crate HTTP client held to its one server.
+
+    Given an explicit server, the client's request loop raises on a failure instead of re-posting the
+    statement (it re-posts to the same server after a reset connection, and to the next after a timeout).
+    """
+
+    def __init__(self, server: str, **options: Any) -> None:
+        super().__init__([server], **options)
+        self._server = next(iter(self.server_pool))
+
+    def _request(self, method, path, server=None, **kwargs):  # type: ignore[no-untyped-def]
+        return super()._request(method, path, server=server or self._server, **kwargs)
 
 
 def _connect_error(message: str) -> ExportError:

@@ -14,6 +14,8 @@ class ExportError(Exception):
     """An export failed; `str()` is already redacted and says what to fix."""
 
     retryable = False
+    # True when CrateDB received the statement and answered with this error.
+    sent = False
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))
@@ -31,6 +33,11 @@ class PermanentError(ExportError):
 
 class CopyOutcomeUnknown(PermanentError):
     """The COPY may still be running; re-issuing it could write the same day twice at once."""
+
+
+class AnswerLost(TransientError):
+    """The request may have reached CrateDB but its answer never came (reset or closed connection, read
+    timeout, a 502/503/504/509 from a proxy): only CrateDB's jobs tables can tell what became of it."""
 
 
 class VerificationError(PermanentError):
@@ -65,15 +72,32 @@ _CRATEDB_ERRORS: dict[str, tuple[bool, str]] = {
     "ShardNotFoundException": (True, "a shard was not found"),
     "NodeNotConnectedException": (True, "a node was not connected"),
     "NodeDisconnectedException": (True, "a node disconnected"),
+    # Code 5005: a node left during the statement; the job is gone, its files may be partial.
+    "JobKilledException": (True, "the job was killed, e.g. a participating node disconnected"),
     "MasterNotDiscoveredException": (True, "the cluster had no master"),
     "ProcessClusterEventTimeoutException": (True, "a cluster event timed out"),
     "ClusterBlockException": (False, "the table or cluster is read-only or blocked"),
 }
 
 
+# An exception raised on another node that CrateDB cannot send as itself arrives wrapped, its class name in
+# snake case: NotSerializableExceptionWrapper[amazon_s3_exception: ...], ...[open_d_a_l_exception: ...].
+_WRAPPER = "NotSerializableExceptionWrapper"
+
+
+def exception_name(message: str) -> str:
+    """The CrateDB exception a message reports, looking through the wrapper of errors from other nodes."""
+    name, _, rest = message.partition("[")
+    name = name.strip()
+    if name == _WRAPPER:
+        inner = rest.split(":", 1)[0].strip()
+        return "".join(part[:1].upper() + part[1:] for part in inner.split("_"))
+    return name
+
+
 def classify_crate_error(message: str, *, what: str) -> ExportError:
     """Turn a CrateDB error message into a (redacted) ExportError of the right kind."""
-    name = message.split("[", 1)[0].strip()
+    name = exception_name(message)
     retryable, advice = _CRATEDB_ERRORS.get(name, (False, ""))
     if name == "SdkClientException" or "Unable to execute HTTP request" in message:
         retryable, advice = _CRATEDB_ERRORS["SdkClientException"]
@@ -81,4 +105,6 @@ def classify_crate_error(message: str, *, what: str) -> ExportError:
         retryable, advice = _CRATEDB_ERRORS["UnauthorizedException"]
     cls = TransientError if retryable else PermanentError
     suffix = f" ({advice})" if advice else ""
-    return cls(f"{what} failed: {message}{suffix}")
+    error = cls(f"{what} failed: {message}{suffix}")
+    error.sent = True
+    return error

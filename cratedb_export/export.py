@@ -1,7 +1,8 @@
-"""Exporting one day of one table: clear, COPY, verify, then mark complete.
+"""Exporting one day of one table: hold the day, clear, COPY, verify, then mark complete.
 
-The order is the guarantee. The day's directory is emptied first (marker first), so a re-run never mixes
-with an earlier attempt; CrateDB writes the files; three numbers are compared — COPY's rowcount, the
+The order is the guarantee. The run takes the day's lease, so no other run works on it; the day's
+directory is emptied (marker first), so a re-run never mixes with an earlier attempt; CrateDB writes the
+files, with exactly one COPY in flight (copy_jobs.py); three numbers are compared — COPY's rowcount, the
 source's count for the same window, and the rows actually in the objects — and only when they agree are
 the manifest and then `_SUCCESS` written. A day with a `_SUCCESS` marker is complete and verified.
 """
@@ -10,18 +11,22 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from . import __version__
+from .cluster import ClusterFacts, defect_of, read_cluster
 from .config import ExportSpec
-from .cratedb import CrateDB
-from .errors import VerificationError
+from .copy_jobs import CopyOutcome, CopyRunner, CopyTag, day_copy_running
+from .cratedb import CrateDB, RetryPolicy
+from .errors import CopyOutcomeUnknown, ExportError, PermanentError, TransientError, VerificationError
+from .lease import DayLeases, Holder
+from .schema import SourceTable, read_source_table
 from .source import SourceCounts
 from .statement import copy_statement
-from .storage import MANIFEST, SUCCESS, ObjectStore, RunListing, StoredObject
+from .storage import LEASE, MANIFEST, SUCCESS, ObjectStore, RunListing, StoredObject
 from .target import DayDirectory, S3Access, target_uri
 from .window import DayWindow
 
@@ -45,7 +50,9 @@ class DayExport:
     directory: DayDirectory
     display_uri: str
     statement: str
-    copy_rowcount: int = 0
+    window_reading: str = ""
+    copy_rowcount: int | None = 0
+    copy_recovered: str | None = None  # how the COPY's outcome was learnt when its answer was lost
     source_rows: int = 0
     exported_rows: int | None = None
     files: list[ExportedFile] = field(default_factory=list)
@@ -63,10 +70,8 @@ class DayExport:
 
     @property
     def consistent(self) -> bool:
-        counts = [self.copy_rowcount, self.source_rows]
-        if self.exported_rows is not None:
-            counts.append(self.exported_rows)
-        return len(set(counts)) == 1
+        counts = [c for c in (self.copy_rowcount, self.source_rows, self.exported_rows) if c is not None]
+        return len(counts) >= 2 and len(set(counts)) == 1
 
     @property
     def total_bytes(self) -> int:
@@ -76,7 +81,11 @@ class DayExport:
         return {
             "table": self.spec.table,
             "day": self.window.day.isoformat(),
-            "window": {"start": self.window.start.isoformat(), "end": self.window.end.isoformat()},
+            "window": {
+                "start": self.window.start.isoformat(),
+                "end": self.window.end.isoformat(),
+                "read_as": self.window_reading,
+            },
             "timestamp_column": self.spec.timestamp_column,
             "directory": self.display_uri,
             "compression": self.spec.compression,
@@ -84,6 +93,7 @@ class DayExport:
             "files": [f.__dict__ for f in self.files],
             "totals": {**self.verified_counts, "files": len(self.files), "bytes": self.total_bytes},
             "crate_version": self.crate_version,
+            "copy_answer": self.copy_recovered or "answered",
             "exporter_version": __version__,
             "timings_s": self.timings,
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -97,70 +107,178 @@ class TableBatch:
     source: SourceCounts
     listing: RunListing
 
+
+@dataclass
+class ExportRun:
+    """What the table-days of one run share, learnt once when the run starts, before any COPY: the
+    cluster's version and jobs settings, each table's columns (or why it cannot be exported), the leases.
+
+    `copy_slots` bounds the COPYs in flight across threads; clearing and verifying are not bounded by it.
+    """
+
+    crate: CrateDB
+    store: ObjectStore
+    access: S3Access
+    cluster: ClusterFacts
+    tables: dict[str, SourceTable | ExportError]
+    copies: CopyRunner
+    leases: DayLeases
+    retry: RetryPolicy = RetryPolicy()
+    copy_slots: AbstractContextManager | None = None
+    sleep: Callable[[float], None] = time.sleep
+
     @classmethod
-    def of(
-        cls, spec: ExportSpec, days: list[date], crate: CrateDB, store: ObjectStore, log: Callable[[str], None]
-    ) -> TableBatch:
+    def start(
+        cls,
+        specs: Sequence[ExportSpec],
+        *,
+        crate: CrateDB,
+        store: ObjectStore,
+        access: S3Access,
+        holder: Holder,
+        log: Callable[[str], None] = lambda _: None,
+        retry: RetryPolicy | None = None,
+        max_wait: float = 3600.0,
+        copy_slots: AbstractContextManager | None = None,
+    ) -> ExportRun:
+        cluster = read_cluster(crate, log)
+        if not cluster.jobs.usable:
+            log(
+                "CrateDB keeps no jobs tables (stats.enabled = false or stats.jobs_log_size = 0): a COPY whose "
+                "answer is lost cannot be traced and fails its day instead of being waited for"
+            )
+        tables: dict[str, SourceTable | ExportError] = {}
+        for spec in specs:
+            try:
+                defect_of(cluster, spec, access.endpoint)
+                tables[spec.table] = read_source_table(crate, spec, log)
+            except ExportError as error:
+                tables[spec.table] = error
+        return cls(
+            crate=crate,
+            store=store,
+            access=access,
+            cluster=cluster,
+            tables=tables,
+            copies=CopyRunner(crate, jobs=cluster.jobs, max_wait=max_wait),
+            leases=DayLeases(store, holder, lambda table, day: day_copy_running(crate, table, day), max_wait=max_wait),
+            retry=retry or RetryPolicy(),
+            copy_slots=copy_slots,
+        )
+
+    def table(self, spec: ExportSpec) -> SourceTable:
+        """The table as read at the start of the run; raises why it cannot be exported."""
+        found = self.tables[spec.table]
+        if isinstance(found, ExportError):
+            raise found
+        return found
+
+    def batch(self, spec: ExportSpec, days: list[date], log: Callable[[str], None]) -> TableBatch:
+        """Share one source count and one S3 listing per month among the run's days of a table."""
         by_month: dict[tuple[int, int], list[DayDirectory]] = {}
         for day in days:
             by_month.setdefault((day.year, day.month), []).append(spec.directory_for(day))
-        return cls(SourceCounts(spec, days, crate, log), RunListing(store, list(by_month.values())))
+        found = self.tables[spec.table]
+        table = found if isinstance(found, SourceTable) else SourceTable.assumed(spec)
+        return TableBatch(SourceCounts(table, days, self.crate, log), RunListing(self.store, list(by_month.values())))
+
+    def export_day(
+        self, spec: ExportSpec, day: date, log: Callable[[str], None] = lambda _: None, batch: TableBatch | None = None
+    ) -> DayExport:
+        """Export one day; raises an ExportError (already redacted) if the day is not complete and verified."""
+        return export_day(self, spec, day, log=log, batch=batch)
 
 
 def export_day(
+    run: ExportRun,
     spec: ExportSpec,
     day: date,
     *,
-    crate: CrateDB,
-    store: ObjectStore,
-    access: S3Access,
     log: Callable[[str], None] = lambda _: None,
-    copy_slots: AbstractContextManager | None = None,
     batch: TableBatch | None = None,
 ) -> DayExport:
-    """Export one day; raises an ExportError (already redacted) if the day is not complete and verified.
-
-    `copy_slots` bounds the COPYs in flight across threads; clearing and verifying are not bounded by it.
-    `batch` is shared by the table's days in the run, so they are counted and listed together.
-    """
-    window = DayWindow.for_day(day, spec.timezone)
+    """Export one day of one table within a run; see the module docstring for the order of the steps."""
+    table = run.table(spec)
+    window = table.window(day)
     directory = spec.directory_for(day)
-    protocol = access.protocol if access.endpoint else None
-    copy = copy_statement(spec, window, target_uri(directory, access), protocol=protocol)
+    uri = target_uri(directory, run.access)
+    protocol = run.access.protocol if run.access.endpoint else None
     result = DayExport(
         spec=spec,
         window=window,
         directory=directory,
-        display_uri=directory.display_uri(access.endpoint),
-        statement=copy.sql,
+        display_uri=directory.display_uri(run.access.endpoint),
+        statement="",
+        window_reading=table.window_reading,
+        crate_version=run.cluster.version,
     )
     what = f"{spec.table} {day.isoformat()}"
     clock = _Stopwatch(result.timings)
-    batch = batch or TableBatch.of(spec, [day], crate, store, log)
+    batch = batch or run.batch(spec, [day], log)
 
-    with clock("clear"):
-        result.removed_before = store.clear_directory(directory, batch.listing.below(directory))
-    if result.removed_before:
-        log(f"{what}: removed {result.removed_before} object(s) left by an earlier attempt")
+    with run.leases.hold(spec.table, day, directory, log) as lease:
+        # Listed before the lease was ours? Only trustworthy if nobody else held the day meanwhile.
+        listed = None if lease.waited else batch.listing.below(directory)
+        attempt = 0
+        while True:
+            attempt += 1
+            with clock("clear"):
+                result.removed_before += run.store.clear_directory(directory, listed)
+            listed = None  # a later attempt lists what the failed one left
+            tag = CopyTag.new(spec.table, day)
+            copy = copy_statement(spec, window, uri, protocol=protocol, comment=tag.comment)
+            result.statement = copy.sql
+            try:
+                with run.copy_slots or nullcontext(), clock("copy"):
+                    outcome = run.copies.run(copy, tag, what=f"COPY of {what}", rotate=attempt > 1, log=log)
+                break
+            except CopyOutcomeUnknown:
+                lease.keep = True  # the COPY may still write: the next run must find the day held
+                raise
+            except PermanentError as error:
+                raise _with_known_cause(spec, error) from None
+            except TransientError as error:
+                # CrateDB shows this COPY is not running (never started, or ended): it may be sent again.
+                if attempt >= run.retry.attempts:
+                    raise TransientError(f"{error} (gave up after {attempt} attempts)") from None
+                pause = run.retry.delay(attempt)
+                log(f"{error} — attempt {attempt}/{run.retry.attempts}, clearing and sending again in {pause:.1f}s")
+                run.sleep(pause)
+        if result.removed_before:
+            log(f"{what}: removed {result.removed_before} object(s) left by an earlier attempt")
+        _verify(run, spec, window, directory, batch, outcome, result, clock)
+        with clock("mark"):
+            run.store.put_json(directory, MANIFEST, result.manifest())
+            run.store.put_marker(directory)
+    return result
 
-    with copy_slots or nullcontext(), clock("copy"):
-        reply = crate.execute(copy, what=f"COPY of {what}", resend_after_timeout=False, on_retry=log)
-    result.copy_rowcount = reply.rowcount
-    result.crate_version = crate.server_version()  # the COPY's connection is open: no extra request
 
+def _verify(
+    run: ExportRun,
+    spec: ExportSpec,
+    window: DayWindow,
+    directory: DayDirectory,
+    batch: TableBatch,
+    outcome: CopyOutcome,
+    result: DayExport,
+    clock: _Stopwatch,
+) -> None:
+    """Compare COPY's rowcount, the source's count and the rows in the objects; raise unless they agree."""
+    what = f"{spec.table} {window.day.isoformat()}"
+    result.copy_rowcount = outcome.rowcount
+    result.copy_recovered = outcome.recovered
     with clock("count_source"):
-        result.source_rows = batch.source.rows_in(window, reply.rowcount)
-
+        result.source_rows = batch.source.rows_in(window, outcome.rowcount)
     with clock("verify"):
-        objects = store.list_directory(directory)
+        objects = [o for o in run.store.list_directory(directory) if o.key != directory.key(LEASE)]
         _check_names(spec, directory, objects)
-        read_back = spec.verify == "read_back"
+        # Without COPY's own rowcount, only the files themselves can show the day is complete.
+        read_back = spec.verify == "read_back" or outcome.rowcount is None
         result.files = [
-            ExportedFile(o.name, o.size, _rows(store, directory, o) if read_back else None) for o in objects
+            ExportedFile(o.name, o.size, _rows(run.store, directory, o) if read_back else None) for o in objects
         ]
         if read_back:
             result.exported_rows = sum(f.rows or 0 for f in result.files)
-
     if not result.consistent:
         counts = ", ".join(f"{k}={v}" for k, v in result.verified_counts.items() if v is not None)
         raise VerificationError(
@@ -170,10 +288,20 @@ def export_day(
             counts=result.verified_counts,
         )
 
-    with clock("mark"):
-        store.put_json(directory, MANIFEST, result.manifest())
-        store.put_marker(directory)
-    return result
+
+# CrateDB (5.10 and 6.4 alike) closes each file of a COPY with a column list twice; uncompressed, the second
+# close completes the S3 upload again (AWS SDK: "multipart upload does not exist") or writes to a closed
+# OpenDAL writer ("writer has been dropped"). Through gzip the second close is harmless.
+_DOUBLE_CLOSE = ("The specified multipart upload does not exist", "writer has been dropped")
+
+
+def _with_known_cause(spec: ExportSpec, error: PermanentError) -> PermanentError:
+    if spec.columns and not spec.compression and any(marker in str(error) for marker in _DOUBLE_CLOSE):
+        return PermanentError(
+            f"{error} — CrateDB cannot finish uncompressed files of a COPY with a column list on this S3 store "
+            f"(it closes each file twice); set 'compression: gzip' for {spec.table}, or export all columns"
+        )
+    return error
 
 
 def _rows(store: ObjectStore, directory: DayDirectory, obj: StoredObject) -> int:

@@ -7,24 +7,23 @@ one node. Code locations with several CrateDB clusters give each cluster its own
 (`source_key(spec, prefix=("cratedb", "<cluster>"))`), since the same table name can exist in each.
 
 The source assets are declared without any I/O, so loading stays fast and offline. Their columns are
-read when a run starts, from CrateDB's information_schema (`schema.read_columns`), and recorded as an
-observation of the source asset carrying `dagster/column_schema`: the table's page shows the columns as
-they were when the table was last exported, and their history.
+read when a run starts, from CrateDB's information_schema (`schema.read_source_table`, which the export
+needs anyway to read a day), and recorded as an observation of the source asset carrying
+`dagster/column_schema`: the table's page shows the columns as they were when it was last exported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from dagster import AssetKey, AssetObservation, AssetSpec, MetadataValue, TableSchema
 
 from .config import ExportSpec
 from .metadata import column_schema
+from .schema import SourceTable
 
 SOURCE_PREFIX = ("cratedb",)
 SOURCE_GROUP = "cratedb_tables"
-
-Columns = list[tuple[str, str]]
 
 
 def source_key(spec: ExportSpec, prefix: Sequence[str] = SOURCE_PREFIX) -> AssetKey:
@@ -47,16 +46,9 @@ def source_specs(specs: Sequence[ExportSpec], prefix: Sequence[str] = SOURCE_PRE
     return [source_spec(spec, prefix) for spec in specs]
 
 
-def columns_reader() -> Callable[..., Columns] | None:
-    """`schema.read_columns(crate, spec)`, the lead's information_schema reader, if this checkout has it."""
-    try:
-        from .schema import read_columns  # type: ignore[attr-defined]
-    except ImportError:  # not merged yet: the lineage is there, the column observation is not
-        return None
-    return read_columns
-
-
-def source_observation(spec: ExportSpec, columns: Columns, prefix: Sequence[str] = SOURCE_PREFIX) -> AssetObservation:
+def source_observation(spec: ExportSpec, table: SourceTable, prefix: Sequence[str] = SOURCE_PREFIX) -> AssetObservation:
+    """The table's columns and CrateDB types as read when the run started (schema.read_source_table)."""
+    columns = [(c.name, c.data_type) for c in table.columns]
     return AssetObservation(
         asset_key=source_key(spec, prefix),
         description=f"columns of {spec.table} when the export run started",
@@ -64,10 +56,11 @@ def source_observation(spec: ExportSpec, columns: Columns, prefix: Sequence[str]
             "dagster/column_schema": MetadataValue.table_schema(column_schema(columns)),
             "dagster/table_name": MetadataValue.text(spec.table),
             "column_count": MetadataValue.int(len(columns)),
+            "timestamp_column": MetadataValue.text(table.window_reading),
         },
     )
 
 
-def exported_schema(spec: ExportSpec, columns: Columns) -> TableSchema:
-    """The columns the export writes: the configured list (typed from the table), or all of them."""
-    return column_schema(columns, spec.columns)
+def exported_schema(table: SourceTable) -> TableSchema:
+    """The columns a day's files hold (all top-level ones, or the configured list), with their types."""
+    return column_schema([(c.name, c.data_type) for c in table.exported_columns])

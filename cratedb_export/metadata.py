@@ -73,7 +73,7 @@ def day_metadata(
     columns: TableSchema | None = None,
 ) -> dict[str, MetadataValue]:
     """The materialization's metadata for one verified day."""
-    rows = result.copy_rowcount
+    rows = result.source_rows
     location = location_uri(result.directory)
     metadata: dict[str, MetadataValue] = {
         "dagster/row_count": MetadataValue.int(rows),
@@ -90,12 +90,16 @@ def day_metadata(
     metadata.update(
         {
             "rows_exported": MetadataValue.int(rows),
+            "copy_rowcount": MetadataValue.int(result.copy_rowcount)
+            if result.copy_rowcount is not None
+            else MetadataValue.text(f"unknown: {result.copy_recovered}"),
             "source_rows": MetadataValue.int(result.source_rows),
             "rows_read_back": MetadataValue.int(result.exported_rows)
             if result.exported_rows is not None
             else MetadataValue.text("not read back (verify: count)"),
             "day": MetadataValue.text(result.window.day.isoformat()),
             "window": MetadataValue.text(f"[{result.window.start.isoformat()}, {result.window.end.isoformat()})"),
+            "window_read_as": MetadataValue.text(result.window_reading),
             "files": files_table(result.files),
             "file_count": MetadataValue.int(len(result.files)),
             "bytes": MetadataValue.int(result.total_bytes),

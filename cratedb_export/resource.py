@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
-from datetime import date
+from collections.abc import Callable, Sequence
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
@@ -17,7 +16,8 @@ from pydantic import Field, PrivateAttr
 from .config import ExportSpec
 from .cratedb import CrateDB, RetryPolicy
 from .errors import PermanentError
-from .export import DayExport, TableBatch, export_day
+from .export import ExportRun
+from .lease import Holder
 from .redaction import protect_process_logs
 from .storage import ObjectStore
 from .target import S3Access
@@ -106,29 +106,22 @@ class CrateDBExportResource(ConfigurableResource):
             raise PermanentError("cratedb resource: " + "; ".join(problems))
 
     @property
-    def crate(self) -> CrateDB:
-        """The run's CrateDB client, for reads beside the exports (e.g. `schema.read_columns`)."""
-        return self._crate
-
-    @property
     def copy_slots(self) -> int:
         return self.max_concurrent_copies
 
-    def table_batch(self, spec: ExportSpec, days: list[date], log: Callable[[str], None]) -> TableBatch:
-        """What the run's days of one table share (one source count, one S3 listing); pass it to export_day."""
-        return TableBatch.of(spec, days, self._crate, self._store, log)
+    def start_run(self, specs: Sequence[ExportSpec], holder: Holder, log: Callable[[str], None]) -> ExportRun:
+        """Learn what the run's days share (cluster, tables) before any COPY; export days through the result.
 
-    def export_day(
-        self, spec: ExportSpec, day: date, log: Callable[[str], None], batch: TableBatch | None = None
-    ) -> DayExport:
-        """Export one day of one table; safe to call from several threads."""
-        return export_day(
-            spec,
-            day,
+        Safe to use from several threads.
+        """
+        return ExportRun.start(
+            specs,
             crate=self._crate,
             store=self._store,
             access=self._access,
+            holder=holder,
             log=log,
+            retry=RetryPolicy(attempts=self.retry_attempts, base_delay=self.retry_base_delay),
+            max_wait=self.timeout,
             copy_slots=self._copy_slots,
-            batch=batch,
         )

@@ -15,9 +15,9 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 
-from .config import ExportSpec
 from .cratedb import CrateDB
 from .errors import ExportError
+from .schema import SourceTable
 from .statement import HOUR_MS, count_statement, hourly_count_statement
 from .window import DayWindow
 
@@ -26,18 +26,21 @@ class SourceCounts:
     """Source row counts for one table's days in a run; safe to share between the run's threads."""
 
     def __init__(
-        self, spec: ExportSpec, days: Iterable[date], crate: CrateDB, log: Callable[[str], None] = lambda _: None
+        self, table: SourceTable, days: Iterable[date], crate: CrateDB, log: Callable[[str], None] = lambda _: None
     ) -> None:
-        self._spec = spec
+        self._table = table
+        self._spec = table.spec
         self._crate = crate
         self._log = log
-        self._spans = [span for span in consecutive_spans(days) if len(span) > 1]
+        # CrateDB cannot bucket a BIGINT column per hour: such tables are counted day by day.
+        spans = consecutive_spans(days) if table.hourly_counts else []
+        self._spans = [span for span in spans if len(span) > 1]
         self._lock = threading.Lock()
         self._by_day: dict[date, int] | None = None
 
-    def rows_in(self, window: DayWindow, exported: int) -> int:
+    def rows_in(self, window: DayWindow, exported: int | None) -> int:
         """The source's rows in the day's window, as checked against `exported` (the COPY's rowcount)."""
-        counted = self._range_counts().get(window.day)
+        counted = self._range_counts().get(window.day) if exported is not None else None
         if counted is not None and counted == exported:
             return counted
         return self.count_day(window)
@@ -57,7 +60,7 @@ class SourceCounts:
             return self._by_day
 
     def _count_span(self, days: list[date]) -> dict[date, int]:
-        windows = [DayWindow.for_day(day, self._spec.timezone) for day in days]
+        windows = [self._table.window(day) for day in days]
         # Only a day whose bounds are whole UTC hours is the sum of its hours.
         counts = {w.day: 0 for w in windows if w.start_ms % HOUR_MS == 0 and w.end_ms % HOUR_MS == 0}
         if not counts:

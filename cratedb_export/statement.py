@@ -30,8 +30,13 @@ def window_predicate(spec: ExportSpec) -> str:
     return f"{column} >= ? AND {column} < ?"
 
 
-def copy_statement(spec: ExportSpec, window: DayWindow, uri: str, *, protocol: str | None = None) -> Statement:
-    """COPY one day of a table to a directory; `uri` carries the credentials and is bound as a parameter."""
+def copy_statement(
+    spec: ExportSpec, window: DayWindow, uri: str, *, protocol: str | None = None, comment: str = ""
+) -> Statement:
+    """COPY one day of a table to a directory; `uri` carries the credentials and is bound as a parameter.
+
+    `comment` (a CopyTag's) leads the text, so that CrateDB's jobs tables tell this COPY from any other.
+    """
     columns = ""
     if spec.columns:
         columns = " (" + ", ".join(quote_column(c) for c in spec.columns) + ")"
@@ -44,7 +49,8 @@ def copy_statement(spec: ExportSpec, window: DayWindow, uri: str, *, protocol: s
     if protocol:
         options.append(f"protocol = '{protocol}'")
     with_clause = f" WITH ({', '.join(options)})" if options else ""
-    sql = f"COPY {qualified_table(spec)}{columns} WHERE {window_predicate(spec)} TO DIRECTORY ?{with_clause}"
+    lead = f"{comment} " if comment else ""
+    sql = f"{lead}COPY {qualified_table(spec)}{columns} WHERE {window_predicate(spec)} TO DIRECTORY ?{with_clause}"
     return Statement(sql, (window.start_ms, window.end_ms, uri))
 
 
@@ -65,3 +71,34 @@ def hourly_count_statement(spec: ExportSpec, first: DayWindow, last: DayWindow) 
         f"WHERE {window_predicate(spec)} GROUP BY 1"
     )
     return Statement(sql, (first.start_ms, last.end_ms))
+
+
+def jobs_lookup_statement(table: str, pattern: str) -> Statement:
+    """Jobs whose statement text matches `pattern`: running ones in sys.jobs, ended ones in sys.jobs_log.
+
+    The pattern is a parameter, so this statement's own text (also in sys.jobs) never matches it.
+    """
+    if table == "jobs":
+        return Statement('SELECT "id", "started" FROM "sys"."jobs" WHERE "stmt" LIKE ?', (pattern,))
+    if table == "jobs_log":
+        return Statement(
+            'SELECT "id", "started", "ended", "error" FROM "sys"."jobs_log" WHERE "stmt" LIKE ?', (pattern,)
+        )
+    raise ValueError(f"no jobs table {table!r}")
+
+
+def columns_statement(spec: ExportSpec) -> Statement:
+    """The table's columns and their CrateDB types, in table order."""
+    sql = (
+        'SELECT "column_name", "data_type" FROM "information_schema"."columns" '
+        'WHERE "table_schema" = ? AND "table_name" = ? ORDER BY "ordinal_position"'
+    )
+    return Statement(sql, (spec.schema_name, spec.table_name))
+
+
+# What the run learns of the cluster once, before any COPY: each node's version and processor, and
+# whether it keeps the jobs tables that recovering a lost COPY answer depends on.
+NODES_STATEMENT = Statement('SELECT "name", "version"[\'number\'], "os_info"[\'arch\'] FROM "sys"."nodes"', ())
+STATS_STATEMENT = Statement(
+    "SELECT \"settings\"['stats']['enabled'], \"settings\"['stats']['jobs_log_size'] FROM \"sys\".\"cluster\"", ()
+)

@@ -7,6 +7,7 @@ Every operation is confined to one `DayDirectory` prefix, which always ends with
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -24,6 +25,10 @@ from .target import DayDirectory, S3Access
 
 MANIFEST = "_manifest.json"
 SUCCESS = "_SUCCESS"
+# Held while a run exports the day (see lease.py); never cleared by the clean-up, removed when the run is done.
+LEASE = "_EXPORTING"
+# Answers to a conditional write whose condition did not hold (409: a concurrent conditional write won).
+_CONDITION_FAILED = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _CHUNK = 1 << 20
 _MAX_INFLATED = 4 << 20
 _PERMISSION_CODES = {
@@ -39,6 +44,7 @@ _PERMISSION_CODES = {
 class StoredObject:
     key: str
     size: int
+    upload_id: str | None = None  # set for an unfinished multipart upload rather than an object
 
     @property
     def name(self) -> str:
@@ -81,8 +87,9 @@ class ObjectStore:
         if not ordered:
             return found
         prefixes = [d.prefix for d in ordered]
+        bucket, common = ordered[0].bucket, os.path.commonprefix(prefixes)
         with _s3_errors(f"listing {ordered[0].display_uri()} … {ordered[-1].display_uri()}"):
-            for obj in self._list(ordered[0].bucket, os.path.commonprefix(prefixes)):
+            for obj in itertools.chain(self._list(bucket, common), self._uploads(bucket, common)):
                 index = bisect_right(prefixes, obj.key) - 1
                 if index >= 0 and obj.key.startswith(prefixes[index]):
                     found[ordered[index]].append(obj)
@@ -94,19 +101,33 @@ class ObjectStore:
             for o in page.get("Contents", ()):
                 yield StoredObject(o["Key"], o["Size"])
 
+    def _uploads(self, bucket: str, prefix: str) -> Iterator[StoredObject]:
+        """Multipart uploads begun and never completed (CrateDB up to 6.2 can leave them after a failed part)."""
+        pages = self._client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for u in page.get("Uploads", ()):
+                yield StoredObject(u["Key"], 0, upload_id=u["UploadId"])
+
     def clear_directory(self, directory: DayDirectory, listed: list[StoredObject] | None = None) -> int:
-        """Delete what an earlier attempt left; the marker goes first, so no reader trusts half a day.
+        """Delete what an earlier attempt left, unfinished multipart uploads included; the marker goes first,
+        and always (even when the listing did not show it), so no reader trusts half a day.
 
         `listed` is what a run-wide listing found below the directory; without it the directory is listed.
+        Only call this while holding the day's lease: an upload in progress would be aborted too.
         """
-        objects = self.list_directory(directory) if listed is None else listed
-        keys = [o.key for o in objects if o.key.startswith(directory.prefix)]
+        if listed is None:
+            with _s3_errors(f"listing {directory.display_uri()}"):
+                bucket, prefix = directory.bucket, directory.prefix
+                listed = [*self._list(bucket, prefix), *self._uploads(bucket, prefix)]
+        lease = directory.key(LEASE)
+        objects = [o for o in listed if o.key.startswith(directory.prefix) and o.key != lease]
+        uploads = [o for o in objects if o.upload_id]
         marker = directory.key(SUCCESS)
-        keys.sort(key=lambda k: k != marker)
+        keys = sorted({o.key for o in objects if not o.upload_id} - {marker})
         with _s3_errors(f"clearing {directory.display_uri()}"):
-            if marker in keys:
-                self._client.delete_object(Bucket=directory.bucket, Key=marker)
-                keys.remove(marker)
+            self._client.delete_object(Bucket=directory.bucket, Key=marker)
+            for upload in uploads:
+                self._client.abort_multipart_upload(Bucket=directory.bucket, Key=upload.key, UploadId=upload.upload_id)
             for start in range(0, len(keys), 1000):
                 batch = [{"Key": k} for k in keys[start : start + 1000]]
                 answer = self._client.delete_objects(Bucket=directory.bucket, Delete={"Objects": batch})
@@ -137,19 +158,60 @@ class ObjectStore:
                 Bucket=directory.bucket, Key=directory.key(name), Body=data, ContentType="application/json"
             )
 
+    def create_json(self, directory: DayDirectory, name: str, payload: dict) -> str | None:
+        """Write the object only if none exists (If-None-Match: *); its ETag, or None if one exists."""
+        return self._put_conditional(directory, name, payload, IfNoneMatch="*")
+
+    def replace_json(self, directory: DayDirectory, name: str, payload: dict, etag: str) -> str | None:
+        """Overwrite the object only if it is still the version `etag`; the new ETag, or None if it changed."""
+        return self._put_conditional(directory, name, payload, IfMatch=etag)
+
+    def _put_conditional(self, directory: DayDirectory, name: str, payload: dict, **condition: str) -> str | None:
+        data = json.dumps(payload, indent=2, sort_keys=True).encode()
+        with _s3_errors(f"writing {name} to {directory.display_uri()}"):
+            try:
+                answer = self._client.put_object(
+                    Bucket=directory.bucket,
+                    Key=directory.key(name),
+                    Body=data,
+                    ContentType="application/json",
+                    **condition,
+                )
+            except ClientError as exc:
+                if _error_code(exc) in _CONDITION_FAILED or exc.response.get("ResponseMetadata", {}).get(
+                    "HTTPStatusCode"
+                ) in (409, 412):
+                    return None
+                raise
+            return str(answer["ETag"])
+
+    def read_json_version(self, directory: DayDirectory, name: str) -> tuple[dict, str] | None:
+        """The object's JSON and its ETag, or None if there is none."""
+        with _s3_errors(f"reading {name} from {directory.display_uri()}"):
+            try:
+                answer = self._client.get_object(Bucket=directory.bucket, Key=directory.key(name))
+            except ClientError as exc:
+                if _error_code(exc) in ("NoSuchKey", "404"):
+                    return None
+                raise
+            return json.loads(answer["Body"].read()), str(answer["ETag"])
+
+    def delete_version(self, directory: DayDirectory, name: str, etag: str) -> None:
+        """Delete the object if it is still the version `etag` (someone else's newer version stays)."""
+        with _s3_errors(f"removing {name} from {directory.display_uri()}"):
+            try:
+                self._client.delete_object(Bucket=directory.bucket, Key=directory.key(name), IfMatch=etag)
+            except ClientError as exc:
+                if _error_code(exc) not in _CONDITION_FAILED | {"NoSuchKey", "404"}:
+                    raise
+
     def put_marker(self, directory: DayDirectory) -> None:
         with _s3_errors(f"writing {SUCCESS} to {directory.display_uri()}"):
             self._client.put_object(Bucket=directory.bucket, Key=directory.key(SUCCESS), Body=b"")
 
     def read_json(self, directory: DayDirectory, name: str) -> dict | None:
-        with _s3_errors(f"reading {name} from {directory.display_uri()}"):
-            try:
-                body = self._client.get_object(Bucket=directory.bucket, Key=directory.key(name))["Body"]
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                    return None
-                raise
-            return json.loads(body.read())
+        found = self.read_json_version(directory, name)
+        return found[0] if found else None
 
 
 class RunListing:
@@ -208,6 +270,10 @@ def _count_lines(chunks: Iterable[bytes], where: str) -> int:
     if last != b"\n":
         raise VerificationError(f"the last line of {where} is not terminated: the object is truncated")
     return lines
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class _s3_errors:

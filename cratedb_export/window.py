@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -20,13 +20,19 @@ class DayWindow:
     end: datetime
 
     @classmethod
-    def for_day(cls, day: date | str, timezone: str = "UTC") -> DayWindow:
+    def for_day(cls, day: date | str, timezone: str = "UTC", *, wall_clock: bool = False) -> DayWindow:
+        """The day in `timezone`; with `wall_clock`, the day of wall-clock time (naive bounds, compared by
+        CrateDB as if UTC — how it treats TIMESTAMP WITHOUT TIME ZONE), whatever the time zone."""
         if isinstance(day, str):
             day = date.fromisoformat(day)
-        tz = ZoneInfo(timezone)
+        tz = None if wall_clock else ZoneInfo(timezone)
         start = datetime.combine(day, time.min, tzinfo=tz)
         end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
         return cls(day=day, start=start, end=end)
+
+    @property
+    def wall_clock(self) -> bool:
+        return self.start.tzinfo is None
 
     @property
     def start_ms(self) -> int:
@@ -41,5 +47,7 @@ class DayWindow:
 
 
 def _epoch_ms(moment: datetime) -> int:
-    # Integer arithmetic on the UTC offset keeps DST days (23 h / 25 h) exact.
+    # Integer arithmetic on the UTC offset keeps DST days (23 h / 25 h) exact; wall-clock bounds count as UTC.
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp()) * 1000

@@ -207,3 +207,14 @@ def instance_text(instance_dir: Path) -> str:
         if path.is_file():
             chunks.append(path.read_bytes().decode("utf-8", errors="replace"))
     return "\n".join(chunks)
+
+
+def failure_message(result) -> str:
+    """The error text of every failure event (step, run, resource initialisation), causes included."""
+    texts = []
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None:
+            texts.append(error.message)
+            error = error.cause
+    return "\n".join(texts)

@@ -13,6 +13,7 @@ import pytest
 
 from cratedb_export.config import parse_export_specs
 from cratedb_export.cratedb import CrateDB
+from cratedb_export.schema import SourceTable
 from cratedb_export.source import SourceCounts
 from cratedb_export.window import DayWindow
 from cratedb_export_tests.support import METRICS_DDL, epoch_ms
@@ -65,7 +66,7 @@ def test_consecutive_days_counted_together_match_each_day(crate, half_hourly, ti
     name, stamps = half_hourly
     spec = _spec(name, timezone)
     hourly_before, daily_before = _statements(crate, name)
-    counts = SourceCounts(spec, DAYS, _client(crate))
+    counts = SourceCounts(SourceTable.assumed(spec), DAYS, _client(crate))
     for day in DAYS:
         window = DayWindow.for_day(day, timezone)
         expected = sum(1 for stamp in stamps if window.contains_ms(stamp))
@@ -86,7 +87,7 @@ def test_a_day_that_changed_after_the_range_count_is_counted_again(crate):
         bulk_args=[[n, stamps[0]] for n, stamps in enumerate(day_rows.values())],
     )
     crate.sql(f'REFRESH TABLE "doc"."{name}"')
-    counts = SourceCounts(_spec(name, "UTC"), DAYS, _client(crate))
+    counts = SourceCounts(SourceTable.assumed(_spec(name, "UTC")), DAYS, _client(crate))
     assert counts.rows_in(DayWindow.for_day(DAYS[0]), exported=1) == 1  # counts the whole range
 
     late = DAYS[3]  # a row arrives for a later day before its COPY runs, which then exports 2 rows
@@ -102,7 +103,7 @@ def test_a_day_that_changed_after_the_range_count_is_counted_again(crate):
 def test_a_failing_range_count_falls_back_to_counting_each_day(crate, double, half_hourly):
     name, stamps = half_hourly
     warnings: list[str] = []
-    counts = SourceCounts(_spec(name, "UTC"), DAYS[:2], _client(crate), log=warnings.append)
+    counts = SourceCounts(SourceTable.assumed(_spec(name, "UTC")), DAYS[:2], _client(crate), log=warnings.append)
     double.faults.fail_next(count=1, status=400, code=4000, message="SQLParseException[injected]")
     window = DayWindow.for_day(DAYS[1])
     expected = sum(1 for stamp in stamps if window.contains_ms(stamp))

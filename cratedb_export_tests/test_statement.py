@@ -7,9 +7,18 @@ import pytest
 from cratedb_sqlparse import sqlparse
 
 from cratedb_export.config import ExportSpec
+from cratedb_export.copy_jobs import CopyTag
 from cratedb_export.redaction import Redactor
 from cratedb_export.source import consecutive_spans
-from cratedb_export.statement import copy_statement, count_statement, hourly_count_statement
+from cratedb_export.statement import (
+    NODES_STATEMENT,
+    STATS_STATEMENT,
+    columns_statement,
+    copy_statement,
+    count_statement,
+    hourly_count_statement,
+    jobs_lookup_statement,
+)
 from cratedb_export.target import DayDirectory, S3Access, target_uri
 from cratedb_export.window import DayWindow
 
@@ -107,3 +116,29 @@ def test_redactor_masks_secrets_in_every_encoding(text):
 def test_redactor_strips_user_info_of_any_s3_or_http_uri_even_for_unknown_secrets():
     cleaned = Redactor().redact("Invalid uri 's3://who:unknown@host:1/b' and http://u:pw@crate:4200/")
     assert cleaned == "Invalid uri 's3://***@host:1/b' and http://***@crate:4200/"
+
+
+def test_copy_statement_carries_its_tag_in_a_comment_crate_grammar_accepts():
+    tag = CopyTag.new("doc.metrics", date(2024, 1, 1))
+    statement = copy_statement(SPEC, DayWindow.for_day("2024-01-01"), "s3://k:s@b/p/", comment=tag.comment)
+    assert statement.sql.startswith(f"/* cratedb-export copy={tag.token} doc.metrics 2024-01-01 */ COPY ")
+    assert tag.pattern.strip("%") in statement.sql and "s3://" not in statement.sql
+    _grammar_ok(statement.sql)
+
+
+def test_wall_clock_window_is_the_local_day_as_stored_whatever_the_time_zone():
+    # TIMESTAMP WITHOUT TIME ZONE: CrateDB compares stored wall-clock values as if they were UTC.
+    for day in ("2024-03-31", "2024-10-27", "2024-06-01"):  # Vienna's spring-forward, fall-back, summer
+        wall = DayWindow.for_day(day, "Europe/Vienna", wall_clock=True)
+        utc = DayWindow.for_day(day, "UTC")
+        assert (wall.start_ms, wall.end_ms) == (utc.start_ms, utc.end_ms)
+        assert wall.start.isoformat() == f"{day}T00:00:00" and wall.wall_clock
+    instants = DayWindow.for_day("2024-06-01", "Europe/Vienna")
+    assert instants.start_ms == DayWindow.for_day("2024-06-01").start_ms - 2 * 3600 * 1000
+
+
+def test_cluster_metadata_statements_parse_in_cratedbs_grammar():
+    for statement in (NODES_STATEMENT, STATS_STATEMENT, columns_statement(SPEC)):
+        _grammar_ok(statement.sql)
+    for table in ("jobs", "jobs_log"):
+        _grammar_ok(jobs_lookup_statement(table, "%copy=ab%").sql)

@@ -1,0 +1,93 @@
+"""One exporter per day across runs: the day's lease in S3 (SeaweedFS), and a clean-up that is complete."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+
+import pytest
+
+from cratedb_export.errors import PermanentError
+from cratedb_export.lease import DayLeases, Holder
+from cratedb_export.storage import LEASE, ObjectStore
+from cratedb_export.target import DayDirectory, S3Access
+from cratedb_export_tests.support import list_keys
+
+DAY = date(2024, 5, 10)
+
+
+def _store(s3) -> ObjectStore:
+    return ObjectStore(S3Access(s3.access_key, s3.secret_key, endpoint=s3.endpoint, protocol="http"))
+
+
+def _leases(s3, run_id: str, alive: set[str], running: list[bool] | None = None, **kw) -> DayLeases:
+    running = running if running is not None else [False]
+    return DayLeases(
+        _store(s3), Holder(run_id, lambda other: other in alive), lambda table, day: running[0], poll=0.05, **kw
+    )
+
+
+def test_a_second_run_waits_for_the_first_to_finish_the_day(s3, bucket):
+    directory = DayDirectory(bucket, "t-2024-05-10/")
+    alive = {"run-a", "run-b"}
+    events: list[str] = []
+    first_holds = threading.Event()
+
+    def first() -> None:
+        with _leases(s3, "run-a", alive).hold("doc.t", DAY, directory, events.append):
+            first_holds.set()
+            events.append("a exporting")
+            time.sleep(0.6)
+            events.append("a done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_holds.wait(10)
+    with _leases(s3, "run-b", alive).hold("doc.t", DAY, directory, events.append) as lease:
+        events.append("b exporting")
+        assert lease.waited
+    thread.join()
+    assert events.index("a done") < events.index("b exporting")
+    assert any("run run-a is exporting this day" in e for e in events)
+    assert list_keys(s3.client(), bucket, directory.prefix) == []  # released
+
+
+def test_a_lease_left_by_an_ended_run_is_taken_over_once_no_copy_of_the_day_runs(s3, bucket):
+    directory = DayDirectory(bucket, "t-2024-05-10/")
+    crashed = _leases(s3, "run-crashed", {"run-crashed"})
+    with crashed.hold("doc.t", DAY, directory, print) as lease:
+        lease.keep = True  # as after a COPY whose outcome stayed unknown
+    assert list_keys(s3.client(), bucket, directory.prefix) == [directory.key(LEASE)]
+
+    running = [True]
+    log: list[str] = []
+    waiter = _leases(s3, "run-new", {"run-new"}, running, max_wait=0.5)
+    held = waiter.hold("doc.t", DAY, directory, log.append)
+    with pytest.raises(PermanentError, match="being exported by run run-crashed"), held:
+        pytest.fail("got the lease while CrateDB still runs a COPY of the day")
+
+    running[0] = False
+    with waiter.hold("doc.t", DAY, directory, log.append) as lease:
+        assert lease.waited
+    assert any("took over the lease left by run run-crashed" in line for line in log)
+
+
+def test_clearing_a_day_aborts_unfinished_uploads_and_keeps_the_lease(s3, bucket):
+    client = s3.client()
+    directory = DayDirectory(bucket, "t-2024-05-10/")
+    neighbour = DayDirectory(bucket, "t-2024-05-100/")
+    store = _store(s3)
+    with _leases(s3, "run-a", {"run-a"}).hold("doc.t", DAY, directory, print):
+        for d in (directory, neighbour):
+            client.put_object(Bucket=bucket, Key=d.key("t_0_.json"), Body=b"{}\n")
+            client.put_object(Bucket=bucket, Key=d.key("_SUCCESS"), Body=b"")
+            upload = client.create_multipart_upload(Bucket=bucket, Key=d.key("t_1_.json"))
+            client.upload_part(
+                Bucket=bucket, Key=d.key("t_1_.json"), UploadId=upload["UploadId"], PartNumber=1, Body=b"x"
+            )
+        assert store.clear_directory(directory) == 3
+        assert list_keys(client, bucket, directory.prefix) == [directory.key(LEASE)]
+        uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        assert [u["Key"] for u in uploads] == [neighbour.key("t_1_.json")]
+    assert list_keys(client, bucket, neighbour.prefix) == [neighbour.key("_SUCCESS"), neighbour.key("t_0_.json")]
