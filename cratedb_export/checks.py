@@ -27,6 +27,7 @@ from datetime import date, timedelta
 
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -105,12 +106,14 @@ def build_empty_day_checks(keys: Sequence[AssetKey]) -> list[AssetChecksDefiniti
     )
     def no_unexpected_empty_day(context):  # AssetCheckExecutionContext (no annotation: see freshness.py)
         for check_key in sorted(context.selected_asset_check_keys, key=str):
-            yield empty_day_evaluation(context.instance, check_key.asset_key, None) or AssetCheckEvaluation(
+            evaluation = empty_day_evaluation(context.instance, check_key.asset_key, None)
+            yield AssetCheckResult(
                 asset_key=check_key.asset_key,
                 check_name=EMPTY_DAY_CHECK,
-                passed=True,
+                passed=evaluation.passed if evaluation else True,
                 severity=AssetCheckSeverity.WARN,
-                description="no day exported yet",
+                metadata=evaluation.metadata if evaluation else {},
+                description=evaluation.description if evaluation else "no day exported yet",
             )
 
     return [no_unexpected_empty_day]

@@ -10,7 +10,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from dagster import AssetCheckKey, AssetKey, build_schedule_context
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    AssetSelection,
+    Definitions,
+    build_schedule_context,
+    define_asset_job,
+)
 from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecordStatus,
@@ -127,6 +134,16 @@ def test_a_day_with_0_rows_after_days_with_rows_is_a_warning_with_the_numbers(ex
     assert "0 rows" in latest.description and "5.0 a day" in latest.description
     # Only a warning: the day is still exported, verified and materialized.
     assert instance.fetch_materializations(_key(table), limit=10).records[0].partition_key == D3.isoformat()
+
+    # Run on its own (Execute in the UI), the check judges the latest exported day from the instance.
+    defs = build_definitions([spec], resource=resource_from_env())
+    job = Definitions.merge(
+        defs,
+        Definitions(jobs=[define_asset_job("empty_day_only", selection=AssetSelection.checks(*defs.asset_checks))]),
+    ).resolve_job_def("empty_day_only")
+    result = job.execute_in_process(instance=instance)
+    (alone,) = [e for e in result.get_asset_check_evaluations() if e.check_name == EMPTY_DAY_CHECK]
+    assert not alone.passed and D3.isoformat() in alone.metadata["unexpected_empty_days"].value
 
 
 def test_empty_days_without_rows_before_them_are_not_flagged(export_env, instance, bucket, crate):
