@@ -14,7 +14,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import UTC, date, datetime
 
 from dagster import (
@@ -43,14 +43,15 @@ from .freshness import CHECK as LANDED
 from .freshness import Deadline
 from .freshness import evaluate as evaluate_landed
 from .lease import Holder
-from .lineage import exported_schema, source_key, source_observation
+from .lineage import exported_schema, source_key, source_observation, source_prefix
 from .metadata import day_metadata
+from .names import DEFAULT_NAMES, POOL, ExportNames
 from .redaction import redact
 from .resource import CrateDBExportResource
 from .schema import SourceTable
 
 GROUP = "cratedb_exports"
-POOL = "cratedb"
+__all__ = ["POOL", "build_export_assets", "partitions_for"]
 DAYS_PER_RUN_ENV = "CRATEDB_EXPORT_DAYS_PER_RUN"
 
 
@@ -58,14 +59,15 @@ def partitions_for(spec: ExportSpec) -> DailyPartitionsDefinition:
     return DailyPartitionsDefinition(start_date=spec.start_date.isoformat(), timezone=spec.timezone)
 
 
-def build_export_assets(specs: Sequence[ExportSpec]) -> list[AssetsDefinition]:
-    """One multi-asset per distinct (start date, time zone); usually exactly one."""
+def build_export_assets(specs: Sequence[ExportSpec], names: ExportNames = DEFAULT_NAMES) -> list[AssetsDefinition]:
+    """One multi-asset per distinct (start date, time zone); usually exactly one. `names` gives the resource
+    key, pool and op names (one set per CrateDB cluster, see names.py)."""
     groups: dict[tuple[date, str], list[ExportSpec]] = defaultdict(list)
     for spec in specs:
         groups[(spec.start_date, spec.timezone)].append(spec)
     single = len(groups) == 1
     return [
-        _export_assets(members, "export_tables" if single else _op_name(start, tz))
+        _export_assets(members, names.op("export_tables" if single else _op_name(start, tz)), names)
         for (start, tz), members in groups.items()
     ]
 
@@ -82,14 +84,14 @@ def _backfill_policy() -> BackfillPolicy:
     return BackfillPolicy.single_run()
 
 
-def _asset_spec(spec: ExportSpec) -> AssetSpec:
+def _asset_spec(spec: ExportSpec, sources: tuple[str, ...]) -> AssetSpec:
     layout = spec.layout()
     return AssetSpec(
         key=AssetKey(spec.asset_path),
         description=spec.description
         or f"Each day's rows of CrateDB table {spec.table} (by {spec.timestamp_column}), exported with "
         f"COPY TO into s3://{layout}",
-        deps=[source_key(spec)],
+        deps=[source_key(spec, sources)],
         group_name=GROUP,
         kinds={"cratedb", "s3"},
         skippable=True,
@@ -104,23 +106,26 @@ def _asset_spec(spec: ExportSpec) -> AssetSpec:
     )
 
 
-def _export_assets(specs: list[ExportSpec], name: str) -> AssetsDefinition:
+def _export_assets(specs: list[ExportSpec], name: str, names: ExportNames) -> AssetsDefinition:
     by_key = {AssetKey(s.asset_path): s for s in specs}
     partitions_def = partitions_for(specs[0])
+    sources = source_prefix(names)
 
     @multi_asset(
         name=name,
-        specs=[_asset_spec(s) for s in specs],
+        specs=[_asset_spec(s, sources) for s in specs],
         check_specs=[check_spec for key in by_key for check_spec in check_specs(key, partitions_def)],
         partitions_def=partitions_def,
         backfill_policy=_backfill_policy(),
         can_subset=True,
-        pool=POOL,
+        pool=names.pool,
+        required_resource_keys={names.resource_key},
     )
-    def export_tables(context: AssetExecutionContext, cratedb: CrateDBExportResource) -> Iterator:
+    def export_tables(context: AssetExecutionContext) -> Iterator:
+        cratedb: CrateDBExportResource = getattr(context.resources, names.resource_key)
         selected = [by_key[k] for k in sorted(context.selected_asset_keys, key=str) if k in by_key]
         days = [date.fromisoformat(k) for k in context.partition_keys]
-        yield from _run_exports(context, cratedb, selected, days)
+        yield from _run_exports(context, cratedb, selected, days, sources)
 
     return export_tables
 
@@ -130,6 +135,7 @@ def _run_exports(
     cratedb: CrateDBExportResource,
     specs: list[ExportSpec],
     days: list[date],
+    sources: tuple[str, ...],
 ) -> Iterator[AssetMaterialization | AssetObservation | AssetCheckEvaluation | Output]:
     total = len(specs) * len(days)
     context.log.info(
@@ -152,7 +158,7 @@ def _run_exports(
     for spec in specs:
         table = run.tables.get(spec.table)
         if isinstance(table, SourceTable):
-            yield source_observation(spec, table)
+            yield source_observation(spec, table, sources)
             exported[spec.table] = exported_schema(table)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
         futures = {
@@ -250,7 +256,7 @@ def _holder(context: AssetExecutionContext) -> Holder:
     return Holder(context.run.run_id, is_alive)
 
 
-def _error_of(future) -> ExportError | None:
+def _error_of(future: Future[DayExport]) -> ExportError | None:
     """The day's error, redacted; an unexpected exception is wrapped so its text is redacted too."""
     exc = future.exception()
     if exc is None:

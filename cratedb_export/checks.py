@@ -16,8 +16,6 @@ The preceding days' counts come from this run, or from the instance (their lates
 `dagster/row_count`).
 """
 
-from __future__ import annotations
-
 import time
 import warnings
 from collections import defaultdict
@@ -27,6 +25,7 @@ from datetime import date, timedelta
 
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
@@ -35,6 +34,7 @@ from dagster import (
     AssetRecordsFilter,
     DagsterEventType,
     DagsterInstance,
+    EventLogRecord,
     MetadataValue,
     PartitionsDefinition,
     PreviewWarning,
@@ -46,6 +46,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from .config import ExportSpec
+from .names import DEFAULT_NAMES, ExportNames
 
 CHECK = "matches_source"
 EMPTY_DAY_CHECK = "no_unexpected_empty_day"
@@ -80,16 +81,18 @@ def empty_day_check_spec(key: AssetKey) -> AssetCheckSpec:
     )
 
 
-def build_export_checks(specs: Sequence[ExportSpec]) -> tuple[list[AssetChecksDefinition], list[ScheduleDefinition]]:
+def build_export_checks(
+    specs: Sequence[ExportSpec], names: ExportNames = DEFAULT_NAMES
+) -> tuple[list[AssetChecksDefinition], list[ScheduleDefinition]]:
     """The checks beside the export step's own: the empty-day warning, and `yesterday_landed` with the
     schedules that evaluate it at each export's deadline (freshness.py)."""
     from .freshness import build_freshness_checks
 
-    landed, schedules = build_freshness_checks(specs)
-    return [*build_empty_day_checks([AssetKey(spec.asset_path) for spec in specs]), *landed], schedules
+    landed, schedules = build_freshness_checks(specs, names)
+    return [*build_empty_day_checks([AssetKey(spec.asset_path) for spec in specs], names), *landed], schedules
 
 
-def build_empty_day_checks(keys: Sequence[AssetKey]) -> list[AssetChecksDefinition]:
+def build_empty_day_checks(keys: Sequence[AssetKey], names: ExportNames = DEFAULT_NAMES) -> list[AssetChecksDefinition]:
     """`no_unexpected_empty_day` as a check of its own: the export run logs its evaluations (one per asset
     and run); run on its own ("Execute" in the UI) it judges each asset's latest exported day.
 
@@ -100,11 +103,11 @@ def build_empty_day_checks(keys: Sequence[AssetKey]) -> list[AssetChecksDefiniti
         return []
 
     @multi_asset_check(
-        name=EMPTY_DAY_CHECK,
+        name=names.op(EMPTY_DAY_CHECK),
         specs=[empty_day_check_spec(key) for key in keys],
         can_subset=True,
     )
-    def no_unexpected_empty_day(context):  # AssetCheckExecutionContext (no annotation: see freshness.py)
+    def no_unexpected_empty_day(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
         for check_key in sorted(context.selected_asset_check_keys, key=str):
             evaluation = empty_day_evaluation(context.instance, check_key.asset_key, None)
             yield AssetCheckResult(
@@ -210,7 +213,7 @@ class DayChecks:
         return _target(records[0]) if records else None
 
 
-def _target(record) -> AssetCheckEvaluationTargetMaterializationData:
+def _target(record: EventLogRecord) -> AssetCheckEvaluationTargetMaterializationData:
     return AssetCheckEvaluationTargetMaterializationData(
         storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
     )
@@ -277,8 +280,8 @@ def _latest_day_rows(instance: DagsterInstance, key: AssetKey) -> dict[date, int
     records = instance.fetch_materializations(key, limit=1).records
     if not records or not records[0].partition_key or not records[0].asset_materialization:
         return {}
-    value = records[0].asset_materialization.metadata.get("dagster/row_count")
-    return {date.fromisoformat(records[0].partition_key): int(value.value)} if value is not None else {}
+    rows = _row_count(records[0].asset_materialization.metadata)
+    return {date.fromisoformat(records[0].partition_key): rows} if rows is not None else {}
 
 
 def _recorded_row_counts(instance: DagsterInstance, key: AssetKey, days: set[date]) -> dict[date, int]:
@@ -296,7 +299,12 @@ def _recorded_row_counts(instance: DagsterInstance, key: AssetKey, days: set[dat
     counts = {}
     for record in records:
         materialization = record.asset_materialization
-        value = materialization.metadata.get("dagster/row_count") if materialization else None
-        if value is not None and record.partition_key:
-            counts[date.fromisoformat(record.partition_key)] = int(value.value)
+        rows = _row_count(materialization.metadata) if materialization else None
+        if rows is not None and record.partition_key:
+            counts[date.fromisoformat(record.partition_key)] = rows
     return counts
+
+
+def _row_count(metadata: Mapping[str, MetadataValue]) -> int | None:
+    value = metadata.get("dagster/row_count")
+    return int(value.value) if value is not None and isinstance(value.value, int | float) else None

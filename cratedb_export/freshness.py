@@ -16,7 +16,7 @@ due at that moment. The check needs no resource and reads only the Dagster insta
 """
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -31,6 +31,7 @@ from dagster import (
     AssetPartitionStatus,
     AssetRecordsFilter,
     AssetSelection,
+    DagsterInstance,
     DefaultScheduleStatus,
     MetadataValue,
     RunRequest,
@@ -40,8 +41,10 @@ from dagster import (
     multi_asset_check,
     schedule,
 )
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from .config import ExportSpec
+from .names import DEFAULT_NAMES, ExportNames
 
 CHECK = "yesterday_landed"
 DUE_AT_TAG = "cratedb_export/due_at"  # ISO instant the check judges (set by the deadline schedule)
@@ -84,7 +87,7 @@ class Deadline:
 
 
 def build_freshness_checks(
-    specs: Sequence[ExportSpec],
+    specs: Sequence[ExportSpec], names: ExportNames = DEFAULT_NAMES
 ) -> tuple[list[AssetChecksDefinition], list[ScheduleDefinition]]:
     """`yesterday_landed` for every export with a deadline, and the schedules that evaluate them."""
     groups: dict[Deadline, list[ExportSpec]] = defaultdict(list)
@@ -94,7 +97,7 @@ def build_freshness_checks(
             groups[deadline].append(spec)
     checks, schedules = [], []
     for deadline, members in groups.items():
-        name = CHECK if len(groups) == 1 else f"{CHECK}_{_slug(deadline)}"
+        name = names.op(CHECK if len(groups) == 1 else f"{CHECK}_{_slug(deadline)}")
         check_def = _check_definition(name, deadline, members)
         job = define_asset_job(
             name=f"{name}_job",
@@ -128,7 +131,7 @@ def _check_definition(name: str, deadline: Deadline, specs: list[ExportSpec]) ->
         ],
         can_subset=True,
     )
-    def yesterday_landed(context: AssetCheckExecutionContext):  # no `from __future__`: Dagster reads this hint
+    def yesterday_landed(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:  # Dagster reads the hint
         at = _judged_at(context.run.tags.get(DUE_AT_TAG))
         for check_key in sorted(context.selected_asset_check_keys, key=str):
             spec = by_key.get(check_key.asset_key)
@@ -142,7 +145,7 @@ def _judged_at(tag: str | None) -> datetime:
     return datetime.fromisoformat(tag) if tag else datetime.now(UTC)
 
 
-def evaluate(instance, spec: ExportSpec, deadline: Deadline, at: datetime) -> AssetCheckResult:
+def evaluate(instance: DagsterInstance, spec: ExportSpec, deadline: Deadline, at: datetime) -> AssetCheckResult:
     """Whether the day due at `at` is materialized, with when it landed and what it holds."""
     from .assets import partitions_for  # here: assets.py imports this module
 
@@ -171,7 +174,8 @@ def evaluate(instance, spec: ExportSpec, deadline: Deadline, at: datetime) -> As
     if records:
         landed = datetime.fromtimestamp(records[0].timestamp, UTC)
         metadata["landed_at"] = MetadataValue.timestamp(landed)
-        rows = records[0].asset_materialization.metadata.get("dagster/row_count")
+        materialization = records[0].asset_materialization
+        rows = materialization.metadata.get("dagster/row_count") if materialization else None
         if rows is not None:
             metadata["dagster/row_count"] = rows
         if landed > due:
@@ -195,7 +199,7 @@ def evaluate(instance, spec: ExportSpec, deadline: Deadline, at: datetime) -> As
     )
 
 
-def _deadline_schedule(name: str, deadline: Deadline, job) -> ScheduleDefinition:
+def _deadline_schedule(name: str, deadline: Deadline, job: UnresolvedAssetJobDefinition) -> ScheduleDefinition:
     @schedule(
         name=name,
         cron_schedule=deadline.cron,

@@ -3,8 +3,8 @@
 Key `cratedb/<schema>/<table>`: the system first, then the table as CrateDB names it, the convention of
 Dagster's integrations for source tables (dbt sources, Sling, dlt). Another code location that reads the
 same CrateDB table (a dbt project, a second exporter) can name the same key, and the graph then shows
-one node. Code locations with several CrateDB clusters give each cluster its own prefix
-(`source_key(spec, prefix=("cratedb", "<cluster>"))`), since the same table name can exist in each.
+one node. A named set of exports (a `CrateDBExportComponent` with `name: analytics`, one per cluster) puts
+its tables under `cratedb/analytics/<schema>/<table>`, since the same table name can exist in each cluster.
 
 The source assets are declared without any I/O, so loading stays fast and offline. Their columns are
 read when a run starts, from CrateDB's information_schema (`schema.read_source_table`, which the export
@@ -20,10 +20,16 @@ from dagster import AssetKey, AssetObservation, AssetSpec, MetadataValue, TableS
 
 from .config import ExportSpec
 from .metadata import column_schema
+from .names import ExportNames
 from .schema import SourceTable
 
 SOURCE_PREFIX = ("cratedb",)
 SOURCE_GROUP = "cratedb_tables"
+
+
+def source_prefix(names: ExportNames) -> tuple[str, ...]:
+    """`cratedb`, or `cratedb/<name>` for a named set of exports (a CrateDBExportComponent's cluster)."""
+    return SOURCE_PREFIX if names.name is None else (*SOURCE_PREFIX, names.name)
 
 
 def source_key(spec: ExportSpec, prefix: Sequence[str] = SOURCE_PREFIX) -> AssetKey:

@@ -72,7 +72,7 @@ def test_no_secret_anywhere_through_successes_and_failures(export_env, tmp_path,
     }
     if crate.double is not None:
         uri = f"s3://{quote(secrets.access_key, safe='')}:{quote(secrets.secret_key, safe='')}@{s3.endpoint}/b/p/"
-        crate.double.faults.fail_next(count=1, status=400, code=4000, message=f"SQLParseException[Invalid uri '{uri}']")
+        crate.double.faults.fail_next_copy(message=f"SQLParseException[Invalid uri '{uri}']", code=4000)
         runs["invalid uri echo"] = _materialize(home, config, env, table.name)
         crate.double.faults.reset()
 
