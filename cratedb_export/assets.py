@@ -10,6 +10,7 @@ failed ones are exactly what "failed and missing" re-runs. Each verified day als
 `matches_source` evaluation on its partition (checks.py), and its metadata is built in metadata.py.
 """
 
+import contextlib
 import os
 import time
 from collections import defaultdict
@@ -160,7 +161,7 @@ def _run_exports(
         if isinstance(table, SourceTable):
             yield source_observation(spec, table, sources)
             exported[spec.table] = exported_schema(table)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
+    with _cancelling(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export")) as pool:
         futures = {
             pool.submit(run.export_day, spec, day, context.log.warning, batches[spec.table]): (spec, day)
             for day in days
@@ -211,6 +212,16 @@ def _run_exports(
             metadata={"failed": MetadataValue.json(sorted(failures)[:200])},
             allow_retries=False,
         )
+
+
+@contextlib.contextmanager
+def _cancelling(pool: ThreadPoolExecutor) -> Iterator[ThreadPoolExecutor]:
+    """Like `with pool:`, but a run that is stopped (terminated, interrupted, or failing in this thread)
+    cancels the days not yet started instead of waiting for every queued COPY of the range."""
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _checks_beside_the_step(
