@@ -1,48 +1,58 @@
 """One daily-partitioned asset per configured table.
 
-Tables that share a partitions definition (start date and time zone) are defined together, as one
-subsettable multi-asset: a run for several tables, or for a range of days, is one step in one process
+Each export depends on its CrateDB table, an external asset (lineage.py), whose columns are observed
+when the run starts. Tables that share a partitions definition (start date and time zone) are defined
+together, as one subsettable multi-asset: a run for several tables, or for a range of days, is one step in one process
 that exports table-days concurrently (COPYs bounded by the resource), instead of one Python process per
 table or one run per day. Each table-day is recorded as its own materialization, with its own numbers,
 as soon as it is verified — so when some days of a range fail, the others stay materialized and the
-failed ones are exactly what "failed and missing" re-runs.
+failed ones are exactly what "failed and missing" re-runs. Each verified day also gets its own
+`matches_source` evaluation on its partition (checks.py), and its metadata is built in metadata.py.
 """
 
+import contextlib
 import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from datetime import date
+from datetime import UTC, date, datetime
 
 from dagster import (
     AssetCheckEvaluation,
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
+    AssetCheckKey,
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
+    AssetObservation,
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
     DailyPartitionsDefinition,
     Failure,
     MetadataValue,
+    Output,
+    TableSchema,
     multi_asset,
 )
 
+from .checks import CHECK, DayChecks, check_specs, empty_day_evaluation
 from .config import ExportSpec
 from .errors import ExportError, VerificationError
 from .export import DayExport
+from .freshness import CHECK as LANDED
+from .freshness import Deadline
+from .freshness import evaluate as evaluate_landed
 from .lease import Holder
+from .lineage import exported_schema, source_key, source_observation, source_prefix
+from .metadata import day_metadata
 from .names import DEFAULT_NAMES, POOL, ExportNames
 from .redaction import redact
 from .resource import CrateDBExportResource
+from .schema import SourceTable
 
 GROUP = "cratedb_exports"
 __all__ = ["POOL", "build_export_assets", "partitions_for"]
-CHECK = "matches_source"
 DAYS_PER_RUN_ENV = "CRATEDB_EXPORT_DAYS_PER_RUN"
 
 
@@ -75,13 +85,14 @@ def _backfill_policy() -> BackfillPolicy:
     return BackfillPolicy.single_run()
 
 
-def _asset_spec(spec: ExportSpec) -> AssetSpec:
+def _asset_spec(spec: ExportSpec, sources: tuple[str, ...]) -> AssetSpec:
     layout = spec.layout()
     return AssetSpec(
         key=AssetKey(spec.asset_path),
         description=spec.description
         or f"Each day's rows of CrateDB table {spec.table} (by {spec.timestamp_column}), exported with "
         f"COPY TO into s3://{layout}",
+        deps=[source_key(spec, sources)],
         group_name=GROUP,
         kinds={"cratedb", "s3"},
         skippable=True,
@@ -91,26 +102,21 @@ def _asset_spec(spec: ExportSpec) -> AssetSpec:
             "directory": f"s3://{layout}",
             "compression": spec.compression or "none",
             "verification": spec.verify,
+            "freshness_deadline": spec.freshness_deadline or "none",
         },
     )
 
 
 def _export_assets(specs: list[ExportSpec], name: str, names: ExportNames) -> AssetsDefinition:
     by_key = {AssetKey(s.asset_path): s for s in specs}
+    partitions_def = partitions_for(specs[0])
+    sources = source_prefix(names)
 
     @multi_asset(
         name=name,
-        specs=[_asset_spec(s) for s in specs],
-        check_specs=[
-            AssetCheckSpec(
-                CHECK,
-                asset=key,
-                description="The day's exported rows equal the source's rows for that day (COPY rowcount, "
-                "source count and rows read back)",
-            )
-            for key in by_key
-        ],
-        partitions_def=partitions_for(specs[0]),
+        specs=[_asset_spec(s, sources) for s in specs],
+        check_specs=[check_spec for key in by_key for check_spec in check_specs(key, partitions_def)],
+        partitions_def=partitions_def,
         backfill_policy=_backfill_policy(),
         can_subset=True,
         pool=names.pool,
@@ -120,7 +126,7 @@ def _export_assets(specs: list[ExportSpec], name: str, names: ExportNames) -> As
         cratedb: CrateDBExportResource = getattr(context.resources, names.resource_key)
         selected = [by_key[k] for k in sorted(context.selected_asset_keys, key=str) if k in by_key]
         days = [date.fromisoformat(k) for k in context.partition_keys]
-        yield from _run_exports(context, cratedb, selected, days)
+        yield from _run_exports(context, cratedb, selected, days, sources)
 
     return export_tables
 
@@ -130,7 +136,8 @@ def _run_exports(
     cratedb: CrateDBExportResource,
     specs: list[ExportSpec],
     days: list[date],
-) -> Iterator[AssetMaterialization | AssetCheckResult]:
+    sources: tuple[str, ...],
+) -> Iterator[AssetMaterialization | AssetObservation | AssetCheckEvaluation | Output]:
     total = len(specs) * len(days)
     context.log.info(
         f"exporting {len(days)} day(s) of {len(specs)} table(s): {total} COPY statement(s), at most "
@@ -138,12 +145,23 @@ def _run_exports(
     )
     failures: list[str] = []
     done, last_report = 0, time.monotonic()
-    tallies = {AssetKey(spec.asset_path): _CheckTally(len(days)) for spec in specs}
+    remaining = {AssetKey(spec.asset_path): len(days) for spec in specs}
+    rows_by_day: dict[AssetKey, dict[date, int]] = defaultdict(dict)
+    checks = DayChecks(context.instance, context.run.run_id)
+    selected_checks = context.selected_asset_check_keys
     # Clearing and verifying run beside other days' COPYs; the resource bounds the COPYs themselves.
     workers = max(2, cratedb.copy_slots * 2)
     run = cratedb.start_run(specs, _holder(context), context.log.warning)
     batches = {spec.table: run.batch(spec, days, context.log.warning) for spec in specs}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
+    # The tables' columns, read by start_run from information_schema: an observation of each CrateDB table
+    # (lineage.py), and the exported columns on every day's materialization.
+    exported: dict[str, TableSchema] = {}
+    for spec in specs:
+        table = run.tables.get(spec.table)
+        if isinstance(table, SourceTable):
+            yield source_observation(spec, table, sources)
+            exported[spec.table] = exported_schema(table)
+    with _cancelling(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export")) as pool:
         futures = {
             pool.submit(run.export_day, spec, day, context.log.warning, batches[spec.table]): (spec, day)
             for day in days
@@ -152,28 +170,39 @@ def _run_exports(
         for future in as_completed(futures):
             spec, day = futures[future]
             key = AssetKey(spec.asset_path)
-            tally = tallies[key]
             error = _error_of(future)
             done += 1
+            remaining[key] -= 1
             if error is None:
                 result: DayExport = future.result()
-                yield AssetMaterialization(asset_key=key, partition=day.isoformat(), metadata=_metadata(result))
-                tally.add(day, result.verified_counts)
+                metadata = day_metadata(
+                    result,
+                    endpoint=cratedb.s3_endpoint or None,
+                    protocol=cratedb.s3_protocol,
+                    columns=exported.get(spec.table),
+                )
+                yield AssetMaterialization(asset_key=key, partition=day.isoformat(), metadata=metadata)
+                if AssetCheckKey(key, CHECK) in selected_checks:
+                    checks.add(key, day, result.verified_counts, passed=True)
+                rows_by_day[key][day] = result.source_rows
             else:
                 failures.append(f"{spec.table} {day.isoformat()}: {error}")
                 context.log.error(f"{spec.table} {day.isoformat()} failed: {error}")
-                if isinstance(error, VerificationError):
-                    mismatch = _check_result(key, day, error.counts, passed=False)
-                    if tally.expected > 1:
-                        context.log_event(AssetCheckEvaluation(**mismatch))
-                    tally.add(day, error.counts, mismatch=True)
-                else:
-                    tally.add(day, None)
-            if tally.complete and (summary := tally.result(key)):
-                yield AssetCheckResult(**summary)
+                if isinstance(error, VerificationError) and AssetCheckKey(key, CHECK) in selected_checks:
+                    checks.add(key, day, error.counts, passed=False)
+            if remaining[key] == 0:
+                yield from checks.flush([key])
+                yield from _checks_beside_the_step(context, spec, rows_by_day[key])
+            elif checks.due():
+                yield from checks.flush()
             if done == total or time.monotonic() - last_report > 5:
                 last_report = time.monotonic()
                 context.log.info(f"progress: {done}/{total} table-days done, {len(failures)} failed")
+    yield from checks.flush()
+    # The checks' step outputs (what an AssetCheckResult would yield): their evaluations were logged above.
+    for check_key in sorted(selected_checks, key=str):
+        if check_key.asset_key in remaining:
+            yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key))
     if failures:
         shown = "\n".join(sorted(failures)[:50])
         more = f"\n… and {len(failures) - 50} more" if len(failures) > 50 else ""
@@ -183,6 +212,48 @@ def _run_exports(
             metadata={"failed": MetadataValue.json(sorted(failures)[:200])},
             allow_retries=False,
         )
+
+
+@contextlib.contextmanager
+def _cancelling(pool: ThreadPoolExecutor) -> Iterator[ThreadPoolExecutor]:
+    """Like `with pool:`, but a run that is stopped (terminated, interrupted, or failing in this thread)
+    cancels the days not yet started instead of waiting for every queued COPY of the range."""
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _checks_beside_the_step(
+    context: AssetExecutionContext, spec: ExportSpec, rows_by_day: dict[date, int]
+) -> Iterator[AssetCheckEvaluation]:
+    """The evaluations this step logs for the asset's checks defined beside it (checks.py, freshness.py).
+
+    The empty-day warning, once per asset and run. `yesterday_landed` only when the run includes it (the UI's
+    Materialize button adds every check of the asset): its own step could not run, since this step yields
+    per-day materializations rather than outputs, and would be shown as skipped.
+    """
+    key = AssetKey(spec.asset_path)
+    if evaluation := empty_day_evaluation(context.instance, key, rows_by_day):
+        yield evaluation
+    deadline = Deadline.of(spec)
+    if deadline is not None and AssetCheckKey(key, LANDED) in _run_checks(context):
+        result = evaluate_landed(context.instance, spec, deadline, datetime.now(UTC))
+        yield AssetCheckEvaluation(
+            asset_key=key,
+            check_name=LANDED,
+            passed=result.passed,
+            severity=result.severity,
+            metadata=result.metadata,
+            description=result.description,
+        )
+
+
+def _run_checks(context: AssetExecutionContext) -> set[AssetCheckKey]:
+    selection = context.run.asset_check_selection
+    if selection is None:  # the job's checks
+        return set(context.job_def.asset_layer.asset_graph.asset_check_keys)
+    return set(selection)
 
 
 def _holder(context: AssetExecutionContext) -> Holder:
@@ -204,92 +275,3 @@ def _error_of(future: Future[DayExport]) -> ExportError | None:
     if isinstance(exc, ExportError):
         return exc
     return ExportError(f"unexpected {type(exc).__name__}: {redact(exc)}")
-
-
-def _check_result(key: AssetKey, day: date, counts: dict, *, passed: bool) -> dict:
-    """The fields of one day's `matches_source` evaluation, with the three numbers as metadata."""
-    return {
-        "asset_key": key,
-        "check_name": CHECK,
-        "passed": passed,
-        "severity": AssetCheckSeverity.ERROR,
-        "metadata": {"day": day.isoformat(), **{k: v for k, v in counts.items() if v is not None}},
-        "description": None if passed else f"export of {day.isoformat()} does not match the source",
-    }
-
-
-class _CheckTally:
-    """Collects one asset's verified days into the check's result for the run.
-
-    A one-day run (the schedule, a click in the UI) reports that day's three numbers. A range run reports
-    one summary, so that a year's backfill does not store a passing evaluation per day; each day's numbers
-    are in its materialization's metadata, and each mismatching day is also logged as its own evaluation.
-    """
-
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.seen = 0
-        self.verified: list[date] = []
-        self.mismatched: list[date] = []
-        self.rows = 0
-        self._single: tuple[date, dict, bool] | None = None
-
-    def add(self, day: date, counts: dict | None, *, mismatch: bool = False) -> None:
-        self.seen += 1
-        if counts is None:
-            return
-        (self.mismatched if mismatch else self.verified).append(day)
-        if not mismatch:
-            self.rows += counts.get("source_rows") or 0
-        self._single = (day, counts, not mismatch)
-
-    @property
-    def complete(self) -> bool:
-        return self.seen == self.expected
-
-    def result(self, key: AssetKey) -> dict | None:
-        if self.expected == 1:
-            return _check_result(key, *self._single[:2], passed=self._single[2]) if self._single else None
-        if not (self.verified or self.mismatched):
-            return None
-        checked = sorted(self.verified + self.mismatched)
-        return {
-            "asset_key": key,
-            "check_name": CHECK,
-            "passed": not self.mismatched,
-            "severity": AssetCheckSeverity.ERROR,
-            "metadata": {
-                "days_verified": len(self.verified),
-                "days_mismatched": MetadataValue.json([d.isoformat() for d in sorted(self.mismatched)]),
-                "rows_verified": self.rows,
-                "first_day": checked[0].isoformat(),
-                "last_day": checked[-1].isoformat(),
-            },
-            "description": f"{len(self.verified)} day(s) match the source"
-            + (f", {len(self.mismatched)} do not" if self.mismatched else ""),
-        }
-
-
-def _metadata(result: DayExport) -> dict:
-    rows = result.source_rows
-    return {
-        "dagster/row_count": MetadataValue.int(rows),
-        "rows_exported": MetadataValue.int(rows),
-        "copy_rowcount": MetadataValue.int(result.copy_rowcount)
-        if result.copy_rowcount is not None
-        else MetadataValue.text(f"unknown: {result.copy_recovered}"),
-        "window_read_as": MetadataValue.text(result.window_reading),
-        "source_rows": MetadataValue.int(result.source_rows),
-        "rows_read_back": MetadataValue.int(result.exported_rows)
-        if result.exported_rows is not None
-        else MetadataValue.text("not read back (verify: count)"),
-        "day": MetadataValue.text(result.window.day.isoformat()),
-        "window": MetadataValue.text(f"[{result.window.start.isoformat()}, {result.window.end.isoformat()})"),
-        "target": MetadataValue.text(result.display_uri),
-        "statement": MetadataValue.md(f"```sql\n{result.statement}\n```"),
-        "files": MetadataValue.int(len(result.files)),
-        "bytes": MetadataValue.int(result.total_bytes),
-        "duration_s": MetadataValue.float(round(sum(result.timings.values()), 3)),
-        "copy_duration_s": MetadataValue.float(result.timings.get("copy", 0.0)),
-        "removed_before": MetadataValue.int(result.removed_before),
-    }

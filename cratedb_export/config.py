@@ -9,6 +9,7 @@ the file, the entry and the field, before anything runs.
 from __future__ import annotations
 
 import os
+import re
 import runpy
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -29,6 +30,11 @@ DEFAULT_START_DATE = date(2021, 11, 11)  # the tutorial's first day
 # Days used to check directory templates: they differ in every date field, so templates that drop a
 # field, or two exports that would share a directory, show up.
 _PROBE_DAYS = (date(2021, 11, 11), date(2024, 2, 29), date(2025, 12, 31))
+
+
+DEFAULT_FRESHNESS_DEADLINE = "02:00"  # two hours after the day's end, in the export's time zone
+_DEADLINE = re.compile(r"^(?P<hours>\d{1,3}):(?P<minutes>\d{2})$")
+_MAX_DEADLINE_HOURS = 168  # a week
 
 
 # libyaml's loader when PyYAML was built with it: ~8x faster on a file of a thousand tables.
@@ -62,6 +68,11 @@ class ExportSpec(BaseModel):
         "count: compare COPY's rowcount with the source only",
     )
     description: str | None = None
+    freshness_deadline: str | None = Field(
+        DEFAULT_FRESHNESS_DEADLINE,
+        description="HH:MM after the end of a day by which that day must have landed (check "
+        "yesterday_landed, evaluated by a schedule then); null turns the check off",
+    )
     # Not a field: where the asset keys live (see names.py); set with `under_key_prefix`.
     _key_prefix: tuple[str, ...] = PrivateAttr(default=(KEY_ROOT,))
 
@@ -108,6 +119,22 @@ class ExportSpec(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name like UTC or Europe/Vienna)") from None
         return value
+
+    @field_validator("freshness_deadline", mode="before")
+    @classmethod
+    def _freshness_deadline(cls, value: object) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML 1.1 reads an unquoted 02:00 as the sexagesimal integer 120: minutes.
+            value = f"{value // 60:02d}:{value % 60:02d}" if value >= 0 else str(value)
+        match = _DEADLINE.match(value) if isinstance(value, str) else None
+        if not match or int(match["minutes"]) > 59:
+            raise ValueError(f"{value!r} must be HH:MM after the end of the day, e.g. '02:00' (or null for no check)")
+        hours, minutes = int(match["hours"]), int(match["minutes"])
+        if not (0 < hours * 60 + minutes <= _MAX_DEADLINE_HOURS * 60):
+            raise ValueError(f"{value!r} must be after the day's end and at most {_MAX_DEADLINE_HOURS}:00 after it")
+        return f"{hours:02d}:{minutes:02d}"
 
     @field_validator("target")
     @classmethod

@@ -9,7 +9,9 @@ from typing import Any
 from dagster import Definitions, EnvVar, in_process_executor
 
 from .assets import build_export_assets
+from .checks import build_export_checks
 from .config import ExportSpec, load_export_config, parse_export_specs
+from .lineage import source_prefix, source_specs
 from .names import DEFAULT_NAMES, RESOURCE_KEY, ExportNames
 from .resource import CrateDBExportResource
 from .schedules import build_export_schedules
@@ -96,10 +98,13 @@ def export_definitions(
 
     The one place both build_definitions (exports.yaml) and CrateDBExportComponent (defs.yaml) build from.
     """
-    export_assets = build_export_assets([s.under_key_prefix(names.key_prefix) for s in specs], names)
+    export_specs = [s.under_key_prefix(names.key_prefix) for s in specs]
+    export_assets = build_export_assets(export_specs, names)
+    export_checks, check_schedules = build_export_checks(export_specs, names)
     return Definitions(
-        assets=export_assets,
-        schedules=build_export_schedules(export_assets, names.job),
+        assets=[*source_specs(export_specs, source_prefix(names)), *export_assets],
+        asset_checks=export_checks,
+        schedules=[*build_export_schedules(export_assets, names.job), *check_schedules],
         resources={names.resource_key: resource},
         # One step per run exports all selected tables and days in threads; a step subprocess would only
         # add a Python start-up to every run. (The same executor object in every component, so they merge.)

@@ -48,7 +48,9 @@ def build_export_schedules(
         days = _describe(partitions)
         asset_job = define_asset_job(
             name=name,
-            selection=AssetSelection.assets(assets_def),
+            # The export's own checks, not the deadline check `yesterday_landed` (its own schedule runs it).
+            selection=AssetSelection.assets(assets_def).without_checks()
+            | AssetSelection.checks(*assets_def.check_keys),
             description="Export the previous day of every configured CrateDB table to S3",
         )
         schedules.append(

@@ -14,10 +14,12 @@ from collections.abc import Iterator
 import pytest
 
 from cratedb_export_tests.crate_double import CrateDouble
+from cratedb_export_tests.pg_server import EmbeddedPostgres, PostgresDatabase
 from cratedb_export_tests.s3_server import SeaweedS3
 from cratedb_export_tests.support import TEST_SECRETS, CrateUnderTest, Secrets
 
 SECRETS = TEST_SECRETS
+PG_PASSWORD_ENV = "DAGSTER_PG_PASSWORD"
 
 
 @pytest.fixture(scope="session")
@@ -97,4 +99,30 @@ def instance(dagster_home):
     from dagster import DagsterInstance
 
     with DagsterInstance.local_temp(str(dagster_home)) as dagster_instance:
+        yield dagster_instance
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    """A real PostgreSQL server on 127.0.0.1, started once per session when a test asks for it."""
+    with EmbeddedPostgres() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_database(postgres: EmbeddedPostgres) -> PostgresDatabase:
+    return postgres.create_database()
+
+
+@pytest.fixture
+def pg_instance(postgres, pg_database, dagster_home, monkeypatch):
+    """A Dagster instance as production runs it: dagster.yaml with PostgreSQL storage (dagster-postgres),
+    the password taken from the environment, never written to the file."""
+    import yaml
+    from dagster import DagsterInstance
+
+    monkeypatch.setenv(PG_PASSWORD_ENV, postgres.password)
+    config = {"storage": pg_database.instance_storage(PG_PASSWORD_ENV), "telemetry": {"enabled": False}}
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    with DagsterInstance.from_config(str(dagster_home)) as dagster_instance:
         yield dagster_instance

@@ -12,6 +12,7 @@ from dagster import AssetKey, AssetPartitionStatus, DagsterEventType, DagsterIns
 
 from cratedb_export.assets import partitions_for
 from cratedb_export.config import parse_export_specs
+from cratedb_export_tests.pg_server import database_text
 from cratedb_export_tests.support import (
     SUBSET_PLANNED_EVENTS,
     create_metrics_table,
@@ -46,10 +47,16 @@ def _marked_days(s3, bucket, table) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("subset_planned_events", [False, True], ids=["dagster default", "subset planned events"])
+@pytest.mark.parametrize(
+    ("storage", "subset_planned_events"),
+    [("sqlite", False), ("sqlite", True), ("postgres", False)],
+    ids=["dagster default", "subset planned events", "postgres instance"],
+)
 def test_failed_day_in_a_range_leaves_the_others_materialized_and_is_rerun_alone(
-    export_env, monkeypatch, instance, s3, bucket, crate, double, subset_planned_events
+    export_env, monkeypatch, request, s3, bucket, crate, double, secrets, storage, subset_planned_events
 ):
+    # The same range backfill on the CLI's default SQLite instance and on PostgreSQL, as deployed (README).
+    instance = request.getfixturevalue("pg_instance" if storage == "postgres" else "instance")
     if subset_planned_events:  # README: the opt-in for very large backfills, and what it costs
         monkeypatch.setenv(SUBSET_PLANNED_EVENTS, "1")
     first = create_metrics_table(crate, DAYS, per_day=3)
@@ -78,18 +85,16 @@ def test_failed_day_in_a_range_leaves_the_others_materialized_and_is_rerun_alone
     assert f"{bad_table.table} {bad_day}" in errors[0].message
     assert "1 of 10 table-day export(s) failed" in errors[0].message
 
-    # The check shows one summary per asset for the range, and the mismatching day on its own.
+    # Every verified day has its own evaluation on its partition; the mismatching day fails on its own.
     evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     for table in (first, second):
-        own = [e for e in evaluations if e.asset_key == AssetKey(["cratedb_export", "doc", table.name])]
-        (summary,) = [e for e in own if "days_verified" in e.metadata]
-        if table is bad_table:
-            assert not summary.passed and summary.metadata["days_mismatched"].value == [bad_day]
-            (day_evaluation,) = [e for e in own if "day" in e.metadata]
-            assert not day_evaluation.passed and day_evaluation.metadata["day"].value == bad_day
-        else:
-            assert summary.passed and summary.metadata["days_verified"].value == len(DAYS)
-            assert len(own) == 1  # no per-day evaluations stored for days that match
+        own = [
+            e
+            for e in evaluations
+            if e.asset_key == AssetKey(["cratedb_export", "doc", table.name]) and e.check_name == "matches_source"
+        ]
+        assert sorted(e.partition for e in own) == sorted(d.isoformat() for d in DAYS)
+        assert {e.partition for e in own if not e.passed} == ({bad_day} if table is bad_table else set())
 
     # "Failed and missing": re-run just the failed partition of the failed asset.
     rerun = run_export(specs, instance, partition=bad_day, select=[["cratedb_export", "doc", bad_table.name]])
@@ -97,6 +102,11 @@ def test_failed_day_in_a_range_leaves_the_others_materialized_and_is_rerun_alone
     assert _status(instance, spec_for(bad_table, bucket)) == ({d.isoformat() for d in DAYS}, set())
     rows = read_rows(s3.client(), bucket, f"{bad_table.name}-{bad_day}/")
     assert {r["hash_id"] for r in rows} == bad_table.hash_ids(date.fromisoformat(bad_day))
+    if storage == "postgres":  # everything the instance stored, searched for the keys and passwords
+        stored = database_text(request.getfixturevalue("pg_database"))
+        assert "matches_source" in stored and bad_day in stored
+        assert not secrets.leaks_in(stored), secrets.leaks_in(stored)
+        assert request.getfixturevalue("postgres").password not in stored
 
 
 @pytest.mark.parametrize("subset_planned_events", [False, True], ids=["dagster default", "subset planned events"])

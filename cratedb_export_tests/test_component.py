@@ -79,12 +79,21 @@ def test_dg_lists_scaffolds_checks_and_lists_two_clusters(tmp_path):
     assert {a["asset_key"] for a in listed_defs["assets"]} == {
         "cratedb_export/analytics/doc/metrics",
         "cratedb_export/sales/doc/metrics",
+        "cratedb/analytics/doc/metrics",  # each cluster's CrateDB table, upstream of its export
+        "cratedb/sales/doc/metrics",
     }
     assert {r["name"] for r in listed_defs["resources"]} == {"cratedb_analytics", "cratedb_sales"}
-    assert {j["name"] for j in listed_defs["jobs"]} == {"daily_cratedb_export_analytics", "daily_cratedb_export_sales"}
+    assert {j["name"] for j in listed_defs["jobs"]} == {
+        "daily_cratedb_export_analytics",
+        "daily_cratedb_export_sales",
+        "yesterday_landed_analytics_job",
+        "yesterday_landed_sales_job",
+    }
     assert {s["name"] for s in listed_defs["schedules"]} == {
         "daily_cratedb_export_analytics_schedule",
         "daily_cratedb_export_sales_schedule",
+        "yesterday_landed_analytics_schedule",
+        "yesterday_landed_sales_schedule",
     }
     sources = {a["asset_key"]: a["source"] for a in listed_defs["assets"]}
     assert sources["cratedb_export/sales/doc/metrics"].endswith("defs/sales/defs.yaml:1"), sources

@@ -44,7 +44,8 @@ def test_dg_list_defs_and_dg_launch_a_partition_range_from_the_root(tmp_path, ex
 
     listed = run_dg("list", "defs", "--json", cwd=ROOT, env=env)
     assert listed.returncode == 0, listed.stderr
-    assert [a["asset_key"] for a in json.loads(listed.stdout)["assets"]] == [asset]
+    listed_assets = sorted(a["asset_key"] for a in json.loads(listed.stdout)["assets"])
+    assert listed_assets == sorted([asset, f"cratedb/doc/{table.name}"])  # the export and its CrateDB table
 
     launched = run_dg("launch", "--assets", asset, "--partition-range", f"{DAYS[0]}...{DAYS[-1]}", cwd=ROOT, env=env)
     output = launched.stdout + launched.stderr
@@ -105,8 +106,9 @@ def test_schedule_runs_the_partitioned_job_as_the_ui_shows_it(tmp_path, monkeypa
     with define_out_of_process_context(str(definitions_file), "defs", instance) as context:
         data = execute_dagster_graphql(context, SCHEDULE_QUERY).data
     (repository,) = data["repositoriesOrError"]["nodes"]
-    (schedule,) = repository["schedules"]
-    assert schedule["name"] == "daily_cratedb_export_schedule"
+    schedules = {s["name"]: s for s in repository["schedules"]}
+    assert set(schedules) == {"daily_cratedb_export_schedule", "yesterday_landed_schedule"}
+    schedule = schedules["daily_cratedb_export_schedule"]
     assert schedule["pipelineName"] == "daily_cratedb_export"
     assert (schedule["cronSchedule"], schedule["executionTimezone"]) == ("0 0 * * *", "UTC")
     assert (

@@ -57,7 +57,18 @@ def test_materializing_a_day_exports_exactly_that_days_rows(export_env, instance
 
     metadata = _materializations(instance, ["cratedb_export", "doc", metrics.name])[D1.isoformat()]
     assert metadata["dagster/row_count"].value == len(metrics.rows_by_day[D1])
-    assert metadata["target"].value == f"s3://{s3.endpoint}/{bucket}/{prefix}"
+    # The location as any S3 tool reads it, Dagster's standard keys, the endpoint on its own.
+    assert metadata["dagster/uri"].value == metadata["location"].value == f"s3://{bucket}/{prefix}"
+    assert metadata["s3_endpoint"].value == f"http://{s3.endpoint}"
+    assert "s3_console" not in metadata  # only for AWS
+    files = metadata["files"].value
+    names = {record.data["name"] for record in files.records}
+    assert names == {k.removeprefix(prefix) for k in keys if not k.endswith(("_SUCCESS", "_manifest.json"))}
+    assert sum(record.data["rows"] for record in files.records) == len(rows)
+    assert sum(record.data["bytes"] for record in files.records) == metadata["bytes"].value > 0
+    assert all(record.data["size"].endswith(" B") for record in files.records)  # a few rows: bytes
+    assert metadata["file_count"].value == len(files.records)
+    assert metadata["size"].value == f"{metadata['bytes'].value} B"
     assert 'WHERE "timestamp" >= ? AND "timestamp" < ? TO DIRECTORY ?' in metadata["statement"].value
     assert metadata["duration_s"].value > 0
 

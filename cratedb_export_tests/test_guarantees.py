@@ -12,7 +12,7 @@ from datetime import date
 from urllib.parse import quote
 
 import pytest
-from dagster import AssetCheckKey, AssetKey
+from dagster import AssetCheckKey, AssetKey, AssetsDefinition
 
 from cratedb_export.assets import POOL
 from cratedb_export.definitions import build_definitions, resource_from_env
@@ -302,7 +302,7 @@ def test_secret_with_colon_is_refused_before_anything_runs(
 
 def test_export_steps_share_the_cratedb_pool(export_env, bucket, metrics):
     defs = build_definitions([spec_for(metrics, bucket)], resource=resource_from_env())
-    (assets_def,) = defs.assets
+    (assets_def,) = [a for a in defs.assets if isinstance(a, AssetsDefinition)]  # the rest: CrateDB tables
     assert assets_def.op.pool == POOL == "cratedb"
 
 
