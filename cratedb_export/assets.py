@@ -29,6 +29,8 @@ from dagster import (
     DailyPartitionsDefinition,
     Failure,
     MetadataValue,
+    TableColumn,
+    TableSchema,
     multi_asset,
 )
 
@@ -88,6 +90,7 @@ def _asset_spec(spec: ExportSpec) -> AssetSpec:
             "timestamp_column": spec.timestamp_column,
             "directory": f"s3://{layout}",
             "compression": spec.compression or "none",
+            "format": spec.format,
             "verification": spec.verify,
         },
     )
@@ -288,4 +291,9 @@ def _metadata(result: DayExport) -> dict:
         "duration_s": MetadataValue.float(round(sum(result.timings.values()), 3)),
         "copy_duration_s": MetadataValue.float(result.timings.get("copy", 0.0)),
         "removed_before": MetadataValue.int(result.removed_before),
+        "format": MetadataValue.text(result.spec.format),
+        # The exported columns as read from information_schema when the run started (the manifest has them too).
+        "dagster/column_schema": MetadataValue.table_schema(
+            TableSchema(columns=[TableColumn(name, data_type) for name, data_type in result.columns])
+        ),
     }
