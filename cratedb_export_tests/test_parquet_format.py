@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -153,3 +154,12 @@ def test_the_footer_is_read_with_ranged_reads():
     assert len(reads) == 2 and all(end - start < 4096 for start, end in reads)
     with pytest.raises(VerificationError, match="not a complete Parquet file"):
         footer(len(data) - 1, read_range)
+
+
+def test_values_orjson_would_change_are_parsed_exactly_or_refused():
+    # orjson reads integers beyond 64 bits as doubles and writes NaN as null: such input takes the json path.
+    table = _convert([("o", "object"), ("d", "double precision")], b'{"o":{"big":123456789012345678901234}}\n')
+    assert table.column("o").to_pylist() == ['{"big":123456789012345678901234}']
+    assert math.isnan(_convert([("d", "double precision")], b'{"d":NaN}\n').column("d").to_pylist()[0])
+    with pytest.raises(PermanentError, match=r"column 'o' \(object\): .*has no JSON text"):
+        _convert([("o", "object")], b'{"o":{"x":Infinity}}\n')

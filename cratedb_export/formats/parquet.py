@@ -9,19 +9,21 @@ the row group being encoded, however large the day.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from functools import partial
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import PermanentError, VerificationError
-from .typemap import Unrepresentable, arrow_field, to_arrow
+from .typemap import NonFinite, Unrepresentable, arrow_field, to_arrow
 
-ROW_GROUP_ROWS = 128 * 1024
-ROW_GROUP_BYTES = 48 << 20  # of NDJSON input: bounds memory for wide rows
+ROW_GROUP_ROWS = 64 * 1024
+ROW_GROUP_BYTES = 32 << 20  # of NDJSON input: bounds memory for wide rows
+BATCH_ROWS = 8192  # rows held as Python objects at a time
 COMPRESSION = "snappy"  # what every Parquet reader handles
 
 
@@ -35,6 +37,12 @@ class ParquetDayWriter:
 
     `what` ("doc.metrics 2024-06-15") leads every error; a value that its column's type cannot hold fails
     with the table, the day, the column and the value (PermanentError: re-running would not help).
+
+    Lines are parsed with orjson where that is exact, else with the json module: for tables with NUMERIC
+    columns (parsed with Decimal), and for input holding a run of 20 or more digits (orjson reads an
+    integer beyond 64 bits as a double). Every `batch_rows` lines the per-column lists become Arrow
+    arrays, so only that many rows are Python objects at a time; a row group is written per
+    `row_group_rows` rows, per `row_group_bytes` of input and at the end of each staged object.
     """
 
     def __init__(
@@ -46,6 +54,7 @@ class ParquetDayWriter:
         metadata: dict[str, str] | None = None,
         row_group_rows: int = ROW_GROUP_ROWS,
         row_group_bytes: int = ROW_GROUP_BYTES,
+        batch_rows: int = BATCH_ROWS,
         compression: str = COMPRESSION,
     ) -> None:
         self.columns = list(columns)
@@ -55,12 +64,12 @@ class ParquetDayWriter:
         self.rows_out = 0
         self._row_group_rows = row_group_rows
         self._row_group_bytes = row_group_bytes
+        self._batch_rows = min(batch_rows, row_group_rows)
         self._lists: list[list] = [[] for _ in self.columns]
-        self._pending_bytes = 0
-        exact = any(t.lower().removesuffix("_array") == "numeric" for _, t in self.columns)
-        # NUMERIC values are parsed as Decimal, so no digit is lost on the way through a double.
-        self._decimals = exact
-        self._loads: Callable[[bytes], object] = partial(json.loads, parse_float=Decimal) if exact else json.loads
+        self._batches: list[pa.RecordBatch] = []
+        self._group_rows = 0
+        self._group_bytes = 0
+        self._decimals = any(t.lower().removesuffix("_array") == "numeric" for _, t in self.columns)
         self._writer = pq.ParquetWriter(sink, self.schema, compression=compression, store_schema=True)
 
     def add_object(self, chunks: Iterable[bytes], where: str) -> int:
@@ -75,29 +84,29 @@ class ParquetDayWriter:
                 rest = data
                 continue
             rest = data[end + 1 :]
-            lines += self._add_lines(data[:end].split(b"\n"), where, lines)
-            self._pending_bytes += end
-            if len(self._lists[0] if self._lists else ()) >= self._row_group_rows or (
-                self._pending_bytes >= self._row_group_bytes
-            ):
-                self._flush()
+            body = data[:end]
+            exact = self._decimals or _LONG_DIGITS.search(body) is not None
+            lines = self._add_lines(body.split(b"\n"), where, lines, exact)
+            self._group_bytes += end
+            if self._group_bytes >= self._row_group_bytes:
+                self._end_row_group()
         if rest:
             raise VerificationError(f"the last line of {where} is not terminated: the object is truncated")
-        self._flush()
+        self._end_row_group()
         self.rows_in += lines
         return lines
 
-    def _add_lines(self, lines: list[bytes], where: str, seen: int) -> int:
-        names = [name for name, _ in self.columns]
-        appends = [values.append for values in self._lists]
-        pairs = list(zip(names, appends, strict=True))
-        loads = self._loads
-        for number, line in enumerate(lines, start=seen + 1):
+    def _add_lines(self, lines: list[bytes], where: str, seen: int, exact: bool) -> int:
+        pairs = list(zip([name for name, _ in self.columns], [v.append for v in self._lists], strict=True))
+        loads = (_decimal_loads if self._decimals else _exact_loads) if exact else orjson.loads
+        number = seen
+        for line in lines:
+            number += 1
             try:
                 row = loads(line)
-            except ValueError as exc:
-                raise PermanentError(f"{self.what}: line {number} of {where} is not a JSON object ({exc})") from None
-            if not isinstance(row, dict):
+            except ValueError:
+                row = _fallback_loads(line, self.what, where, number)  # NaN, Infinity: orjson refuses them
+            if type(row) is not dict:
                 raise PermanentError(f"{self.what}: line {number} of {where} is not a JSON object")
             for name, append in pairs:
                 append(row.pop(name, None))
@@ -106,11 +115,15 @@ class ParquetDayWriter:
                     f"{self.what}: column(s) {sorted(row)[:5]} in {where} are not among the columns read when "
                     "the run started (added to the table meanwhile?); re-run the day to export them too"
                 )
-        return len(lines)
+            if len(self._lists[0]) >= self._batch_rows:
+                self._to_arrow()
+                if self._group_rows >= self._row_group_rows:
+                    self._end_row_group()
+        return number
 
-    def _flush(self) -> None:
+    def _to_arrow(self) -> None:
+        """The rows collected so far as one Arrow record batch (the Python objects are let go)."""
         if not self._lists or not self._lists[0]:
-            self._pending_bytes = 0
             return
         arrays = []
         for (name, data_type), values in zip(self.columns, self._lists, strict=True):
@@ -122,16 +135,46 @@ class ParquetDayWriter:
                     f"{arrow_field(name, data_type).type}: {exc}; the day was not exported"
                 ) from None
         batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-        self._writer.write_batch(batch)
-        self.rows_out += batch.num_rows
-        self._lists = [[] for _ in self.columns]
-        self._pending_bytes = 0
+        self._batches.append(batch)
+        self._group_rows += batch.num_rows
+        for values in self._lists:
+            values.clear()  # in place: _add_lines holds their append methods
+
+    def _end_row_group(self) -> None:
+        self._to_arrow()
+        if self._batches:
+            table = pa.Table.from_batches(self._batches, schema=self.schema)
+            self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            self.rows_out += table.num_rows
+        self._batches, self._group_rows, self._group_bytes = [], 0, 0
 
     def close(self) -> int:
         """Finish the file (its footer); the rows written."""
-        self._flush()
+        self._end_row_group()
         self._writer.close()
         return self.rows_out
+
+
+_LONG_DIGITS = re.compile(rb"\d{20}")
+
+
+def _non_finite(name: str) -> NonFinite:
+    return NonFinite(name)
+
+
+def _exact_loads(line: bytes) -> object:
+    return json.loads(line, parse_constant=_non_finite)
+
+
+def _decimal_loads(line: bytes) -> object:
+    return json.loads(line, parse_float=Decimal, parse_constant=_non_finite)
+
+
+def _fallback_loads(line: bytes, what: str, where: str, number: int) -> object:
+    try:
+        return _exact_loads(line)
+    except ValueError as exc:
+        raise PermanentError(f"{what}: line {number} of {where} is not a JSON object ({exc})") from None
 
 
 def footer(size: int, read_range: Callable[[int, int], bytes]) -> pq.FileMetaData:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -178,30 +179,41 @@ def _safe(array: pa.Array, target: pa.DataType, values: list) -> pa.Array:
 
 
 def _json_texts(values: list, data_type: str) -> list:
-    """JSON text of each value (None stays null); a text value of a JSON-text column stays that text."""
+    """The JSON text of each value, as UTF-8 (None stays null)."""
     if data_type.lower().endswith("_array"):
         element = data_type.lower()[: -len("_array")]
         return [None if v is None else _json_texts(v, element) if isinstance(v, list) else _bad(v) for v in values]
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_decimal).encode
     out = []
+    dumps = orjson.dumps
     for value in values:
         if value is None:
             out.append(None)
-        else:
+            continue
+        try:
+            out.append(dumps(value))
+        except TypeError:  # Decimals (tables with NUMERIC columns), integers beyond 64 bits
             try:
-                out.append(dumps(value))
+                out.append(_DUMPS(value).encode())
             except ValueError as exc:
                 raise Unrepresentable(f"value {_show(value)} has no JSON text ({exc})") from None
     return out
 
 
-def _decimal(value: object) -> object:
+def _decimal_json(value: object) -> object:
     if isinstance(value, Decimal):
         as_float = float(value)
         if Decimal(repr(as_float)) == value:
             return as_float
         raise ValueError(f"{value} does not fit a JSON double")
     raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_decimal_json).encode
+
+
+class NonFinite(float):
+    """NaN or ±Infinity as json.loads read it (orjson refuses them, and would write NaN as null): a double
+    column holds it as is; JSON text cannot, so such a value in an object fails the day."""
 
 
 def _bad(value: object):
