@@ -20,8 +20,24 @@ What it covers:
 * INSERT ... VALUES with literals or parameters, bulk inserts. Tables are ``strict`` by default, as
   in CrateDB: an unknown column is ``ColumnUnknownException`` (4043) unless the table was created
   ``WITH (column_policy = 'dynamic')``; keys of OBJECT(DYNAMIC) columns are learnt on insert.
-* SELECT of columns or ``count(*)`` from one table (user tables, ``sys.jobs_log``, ``sys.nodes``) with
-  an AND of comparisons in WHERE, ORDER BY and LIMIT; ``jobs_log`` keeps statement text, never args.
+* SELECT of columns or ``count(*)`` from one table with an AND of comparisons and ``[NOT] LIKE`` /
+  ``ILIKE`` (CrateDB's ``%``, ``_``, ``\\`` and ``ESCAPE``) in WHERE, ORDER BY and LIMIT.
+* System tables with CrateDB 6.4.3's columns: ``sys.jobs`` (id, node {id, name}, session_id, started,
+  stmt, username) holds a statement from the moment its request is accepted until it ends, then
+  ``sys.jobs_log`` (also ended, error, classification {type, labels}) keeps it, ``stats.jobs_log_size``
+  entries; UUID ids, the statement text exactly as sent (comments included), never its arguments.
+  ``sys.cluster`` (id, name, master_node, ``settings['stats']['enabled' | 'jobs_log_size']``) and
+  ``sys.nodes`` (id, name, hostname, ``version['number' | 'build_hash' | 'build_snapshot']``,
+  ``os_info['available_processors' | 'name' | 'arch' | 'version']``). Columns CrateDB has but the
+  double does not model, and the other ``sys`` tables, are refused as unsupported.
+* ``information_schema.columns`` of user tables (table_catalog, table_schema, table_name, column_name,
+  ordinal_position, data_type, is_generated, is_nullable, column_default, datetime_precision,
+  udt_catalog, udt_name, is_identity): CrateDB's type names (``timestamp with time zone``,
+  ``double precision``, ``text_array``, ...), object keys as ``tags['host']`` numbered after the
+  table's columns in the order they were learnt; queries must name a user schema.
+* TIMESTAMP WITHOUT TIME ZONE: wall-clock values (an offset in a string is dropped) compared as if
+  UTC, so epoch-ms arguments compare with the wall clock as numbers.
+* CrateDB's messages for unknown relations and schemas, with its "Maybe you meant" candidates.
 * COPY TO DIRECTORY 's3://...' as CrateDB 5.x runs it: one object per shard read, named
   ``<table>_<shard>_<partitionIdent>.json[.gz]`` (the ident is CrateDB's exact encoding), NDJSON lines,
   column lists, json_object / json_array, gzip, partition pruning for ``date_trunc`` partition
@@ -30,12 +46,15 @@ What it covers:
   boto3 multipart uploads to the URI's ``host:port``; S3 failures as ``AmazonS3Exception`` /
   ``SdkClientException`` (5000), as CrateDB up to 6.2 reports them.
 * Test-only fault injection (``CrateDouble.faults`` or ``POST /_double/faults``): failing,
-  delayed and truncated answers.
+  delayed and truncated answers; slow COPYs that outlive their client, COPYs that fail half-way with
+  CrateDB's messages (S3 access denied per version, a participating node disconnected) and are
+  logged, and (as CrateDB <= 6.2) an abandoned multipart upload behind a successful COPY.
 
-What it does not cover (refused loudly): UPDATE/DELETE, joins, grouping, OR/NOT, casts and arithmetic
-in expressions, primary keys and other constraints, ``file://`` targets, writing to AWS itself
-(a URI without ``host:port``), ``information_schema``, privileges, replicas, and CrateDB 6.3+'s
-OpenDAL-based S3 errors. Shards are written one after another, not in parallel; rows are routed
+What it does not cover (refused loudly): UPDATE/DELETE, joins, OR/NOT, casts and arithmetic in
+expressions, primary keys and other constraints, ``file://`` targets, writing to AWS itself (a URI
+without ``host:port``), other ``sys`` and ``information_schema`` tables and unmodelled columns of the
+modelled ones, privileges, replicas, and CrateDB 6.3+'s OpenDAL-based S3 errors from real writes
+(only as an injected fault). Shards are written one after another, not in parallel; rows are routed
 by a hash of a generated row id, not by CrateDB's murmur3 of ``_id``.
 """
 

@@ -65,10 +65,12 @@ class ColumnType:
 
 TEXT = ColumnType("text")
 BIGINT = ColumnType("bigint")
+INTEGER = ColumnType("integer")
 DOUBLE = ColumnType("double")
 BOOLEAN = ColumnType("boolean")
 OBJECT = ColumnType("object")
 TIMESTAMPTZ = ColumnType("timestamptz")
+TIMESTAMP = ColumnType("timestamp")
 
 
 def parse_type(words: str) -> ColumnType:

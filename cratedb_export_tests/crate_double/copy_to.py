@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +22,11 @@ from typing import Any
 from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 
 from . import coltypes, javauri, s3
-from .errors import not_in_double, partition_unknown, sql_parse, unsupported
-from .faults import Faults
+from .errors import CrateError, not_in_double, partition_unknown, sql_parse, unsupported
+from .faults import CopyFaults, Faults
 from .predicates import OPS, Binder, dig, matches
 from .sqltree import Cmp, Col, Expr, Lit, conjuncts, generic_properties
-from .statement import Statement
+from .statement import Relation, Statement
 from .tables import Catalog, Table, partition_ident, partition_string
 
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "<>": "<>", "!=": "!="}
@@ -48,15 +49,17 @@ class ShardFile:
 def copy_to(
     stmt: Statement,
     catalog: Catalog,
-    resolve: Callable[[str, str, str], Table],
+    resolve: Callable[[Relation, str], Table],
     faults: Faults,
     writer: s3.S3Writer,
+    running: Callable[[], None] = lambda: None,
 ) -> int:
+    """Run the COPY; ``running`` is called once analysis is done and the statement executes."""
     node: P.CopyToContext = stmt.node
     if node.DIRECTORY() is None:
         raise unsupported("Using COPY TO without specifying a DIRECTORY is not supported")
     target = node.tableWithPartition()
-    table = resolve(*stmt.relation(target.qname()), "COPY TO")
+    table = resolve(stmt.relation(target.qname()), "COPY TO")
     columns = [_column(stmt, table, e) for e in node.columns().primaryExpression()] if node.columns() else []
     where = Binder(table, stmt.value).where(stmt.expr(node.where().booleanExpression())) if node.where() else None
     with catalog.lock:
@@ -78,15 +81,32 @@ def copy_to(
         name = f"{table.name}_{shard}_{ident}.json" + (".gz" if options.gzip else "")
         uri = directory + ("" if directory.endswith("/") else "/") + name
         files.append(ShardFile(uri, [_line(table, columns, options, doc) for doc in docs[(ident, shard)]]))
-    drop, extra = faults.take_copy_faults()
-    rowcount = sum(len(f.lines) for f in files) + extra
-    _drop_lines(files, drop)
+    running()
+    copy_faults = faults.take_copy_faults()
+    rowcount = sum(len(f.lines) for f in files) + copy_faults.extra_rows
+    _drop_lines(files, copy_faults.drop_rows)
     if not options.wait:
         # CrateDB answers at once and never reports what goes wrong afterwards.
-        threading.Thread(target=_write_quietly, args=(files, options, writer), daemon=True).start()
+        threading.Thread(target=_run_quietly, args=(files, options, writer, copy_faults), daemon=True).start()
         return -1
-    _write(files, options, writer)
+    _run(files, options, writer, copy_faults)
     return rowcount
+
+
+def _run(files: list[ShardFile], options: Options, writer: s3.S3Writer, copy_faults: CopyFaults) -> None:
+    """The execution: the injected slowness, then the objects, then the injected failure if armed."""
+    time.sleep(copy_faults.slow_seconds)
+    failure = copy_faults.failure
+    abandoned = max(files, key=lambda f: len(f.lines)) if copy_faults.abandon_upload and files else None
+    written = files if failure is None else files[: failure.files_written]
+    _write(written, options, writer, abandoned)
+    if failure is not None:
+        raise CrateError(failure.name, failure.text, failure.code)
+
+
+def _run_quietly(files: list[ShardFile], options: Options, writer: s3.S3Writer, copy_faults: CopyFaults) -> None:
+    with contextlib.suppress(Exception):  # wait_for_completion = false: errors are never reported
+        _run(files, options, writer, copy_faults)
 
 
 def _column(stmt: Statement, table: Table, node: Any) -> Col:
@@ -212,16 +232,15 @@ def _drop_lines(files: list[ShardFile], drop: int) -> None:
         del largest.lines[max(0, len(largest.lines) - drop) :]
 
 
-def _write(files: list[ShardFile], options: Options, writer: s3.S3Writer) -> None:
+def _write(files: list[ShardFile], options: Options, writer: s3.S3Writer, abandoned: ShardFile | None) -> None:
     for file in files:
         target = _target(file.uri)
         body = b"".join(line + b"\n" for line in file.lines)
-        writer.put(target, options.protocol, gzip.compress(body, mtime=0) if options.gzip else body)
-
-
-def _write_quietly(files: list[ShardFile], options: Options, writer: s3.S3Writer) -> None:
-    with contextlib.suppress(Exception):  # wait_for_completion = false: errors are never reported
-        _write(files, options, writer)
+        data = gzip.compress(body, mtime=0) if options.gzip else body
+        if file is abandoned:
+            writer.abandon(target, options.protocol, data)
+        else:
+            writer.put(target, options.protocol, data)
 
 
 def _target(uri: str) -> s3.S3Target:

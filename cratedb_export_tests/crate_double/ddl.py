@@ -9,14 +9,14 @@ from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 from . import coltypes
 from .errors import not_in_double, sql_parse
 from .sqltree import Col, Func, Lit, generic_properties, ident, text_of, words
-from .statement import Statement
+from .statement import Relation, Statement
 from .tables import Catalog, Column, Table
 
 READ_ONLY_SCHEMAS = {"sys", "information_schema", "pg_catalog"}
 _IGNORED_SETTINGS = {"number_of_replicas", "refresh_interval"}  # accepted, no effect in memory
 
 
-def table_name(stmt: Statement, node: P.TableContext) -> tuple[str, str]:
+def table_name(stmt: Statement, node: P.TableContext) -> Relation:
     if not isinstance(node, P.TableNameContext):
         raise not_in_double(f"the relation `{text_of(node)}`")
     return stmt.relation(node.qname())
@@ -26,7 +26,7 @@ def create_table(stmt: Statement, catalog: Catalog, default_shards: int) -> int:
     create = stmt.node.createStmt()
     if not isinstance(create, P.CreateTableContext):
         raise not_in_double(f"`{text_of(create)}`")
-    schema, name = table_name(stmt, create.table())
+    schema, name, _ = table_name(stmt, create.table())
     if schema in READ_ONLY_SCHEMAS:
         raise sql_parse(f"Cannot create relation in read-only schema: {schema}")
     columns = _columns(stmt, create.tableElement())
@@ -111,10 +111,10 @@ def drop_table(stmt: Statement, catalog: Catalog) -> int:
     drop = stmt.node.dropStmt()
     if not isinstance(drop, P.DropTableContext):
         raise not_in_double(f"`{text_of(drop)}`")
-    schema, name = table_name(stmt, drop.table())
+    schema, name, qualified = table_name(stmt, drop.table())
     if schema in READ_ONLY_SCHEMAS:
         raise sql_parse(f'The relation "{schema}.{name}" doesn\'t support or allow DROP operations')
-    return 1 if catalog.drop(schema, name, if_exists=drop.EXISTS() is not None) else 0
+    return 1 if catalog.drop(schema, name, if_exists=drop.EXISTS() is not None, qualified=qualified) else 0
 
 
 def refresh_table(stmt: Statement, catalog: Catalog) -> int:

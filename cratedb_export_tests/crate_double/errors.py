@@ -6,6 +6,8 @@ exactly as CrateDB's ``HttpError`` does and ``sys.jobs_log.error`` can keep only
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 _STATUS_BY_CODE = {4000: 400, 4003: 400, 4004: 400, 4007: 400, 4010: 401, 4011: 401}
@@ -53,16 +55,55 @@ def not_in_double(what: str) -> CrateError:
     return unsupported(f"{DOUBLE_NAME} does not support {what}")
 
 
-def relation_unknown(fqn: str) -> CrateError:
-    return CrateError("RelationUnknown", f"Relation '{fqn}' unknown", 4041)
+def relation_unknown(name: str, candidates: Sequence[str] = ()) -> CrateError:
+    """``RelationUnknown.of``: ``name`` is ``schema.table`` when the statement qualified it, else the bare
+    table name; ``candidates`` are similar table names of the schema (see :func:`similar`)."""
+    return CrateError("RelationUnknown", f"Relation '{name}' unknown{_maybe_you_meant(candidates)}", 4041)
 
 
 def column_unknown(name: str) -> CrateError:
     return CrateError("ColumnUnknownException", f"Column {name} unknown", 4043)
 
 
-def schema_unknown(schema: str) -> CrateError:
-    return CrateError("SchemaUnknownException", f"Schema '{schema}' unknown", 4045)
+def schema_unknown(schema: str, candidates: Sequence[str] = ()) -> CrateError:
+    return CrateError("SchemaUnknownException", f"Schema '{schema}' unknown{_maybe_you_meant(candidates)}", 4045)
+
+
+def _maybe_you_meant(candidates: Sequence[str]) -> str:
+    from .grammar import quote_if_needed  # grammar imports this module
+
+    if not candidates:
+        return ""
+    if len(candidates) == 1:
+        return f". Maybe you meant '{quote_if_needed(candidates[0])}'"
+    return ". Maybe you meant one of: " + ", ".join(quote_if_needed(c) for c in candidates)
+
+
+def similar(name: str, candidates: Iterable[str]) -> list[str]:
+    """CrateDB's ``Schemas.getSimilarTables`` / ``getSimilarSchemas``: the (at most 5) candidates whose
+    Lucene ``LevenshteinDistance`` similarity to ``name`` (case-insensitive) is above 0.7, best first."""
+    scored = [(_similarity(name.lower(), c.lower()), c) for c in candidates]
+    ranked = sorted((pair for pair in scored if pair[0] > _f32(0.7)), key=lambda pair: -pair[0])
+    return [candidate for _, candidate in ranked[:5]]
+
+
+def _similarity(target: str, other: str) -> float:
+    """``1 - levenshtein(target, other) / max(len)``, as Lucene's ``LevenshteinDistance.getDistance``."""
+    if not target or not other:
+        return 1.0 if target == other else 0.0
+    previous = list(range(len(target) + 1))
+    for j, other_char in enumerate(other, 1):
+        current = [j] + [0] * len(target)
+        for i, target_char in enumerate(target, 1):
+            cost = 0 if target_char == other_char else 1
+            current[i] = min(current[i - 1] + 1, previous[i] + 1, previous[i - 1] + cost)
+        previous = current
+    # Java computes this in float: 1.0f - (float) d / max. Compared with 0.7f, so emulate float32.
+    return _f32(1.0 - _f32(previous[-1] / max(len(target), len(other))))
+
+
+def _f32(value: float) -> float:
+    return struct.unpack("f", struct.pack("f", value))[0]
 
 
 def partition_unknown(fqn: str, ident: str) -> CrateError:

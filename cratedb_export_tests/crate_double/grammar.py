@@ -10,11 +10,14 @@ generated lexer and parser and a listener that keeps every error.
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 from dataclasses import dataclass
 
 from antlr4 import CommonTokenStream
 from antlr4.error.ErrorListener import ErrorListener
+from antlr4.tree.Tree import TerminalNode
 
 # Importing the parser module also installs the lexer actions that dollar-quoted strings need.
 from cratedb_sqlparse.generated_parser.SqlBaseLexer import SqlBaseLexer
@@ -66,3 +69,52 @@ def parse(stmt: str) -> Parsed:
         raise sql_parse(f"line {line}:{column + 1}: {msg}")
     placeholders = tuple(t.tokenIndex for t in tokens.tokens if t.type == SqlBaseLexer.QUESTION)
     return Parsed(tree.statement(), placeholders)
+
+
+def _expression_kinds(text: str) -> set[str]:
+    """The node classes down the single-child chain of ``text`` parsed with CrateDB's
+    ``singleExpression`` rule (empty on errors)."""
+    collector = _Collector()
+    with _PARSE_LOCK:
+        lexer = SqlBaseLexer(CaseInsensitiveStream(text))
+        lexer.removeErrorListeners()
+        lexer.addErrorListener(collector)
+        parser = SqlBaseParser(CommonTokenStream(lexer))
+        parser.removeErrorListeners()
+        parser.addErrorListener(collector)
+        tree = parser.singleExpression()
+    if collector.errors:
+        return set()
+    node, kinds = tree.expr(), set()
+    while True:
+        kinds.add(type(node).__name__)
+        if node.getChildCount() != 1 or isinstance(node.getChild(0), TerminalNode):
+            return kinds
+        node = node.getChild(0)
+
+
+_RESERVED_FUNCTIONS = {"current_catalog", "current_role", "current_session", "current_user", "user", "session_user"}
+
+
+@functools.cache
+def reserved_keywords() -> frozenset[str]:
+    """CrateDB's ``Identifiers.KEYWORDS`` that are reserved: lexer literals that do not parse as a
+    column reference or a function call on their own."""
+    reserved = set()
+    for literal in SqlBaseLexer.literalNames:
+        word = literal.strip("'")
+        if not re.fullmatch(r"[a-zA-Z_]+[a-zA-Z0-9_]*", word):
+            continue
+        kinds = _expression_kinds(word)
+        if word.lower() in _RESERVED_FUNCTIONS or not kinds & {"ColumnReferenceContext", "FunctionCallContext"}:
+            reserved.add(word.upper())
+    return frozenset(reserved)
+
+
+def quote_if_needed(identifier: str) -> str:
+    """``Identifiers.quoteIfNeeded``: quoted when not lower-case letters, digits and ``_`` (first not a
+    digit) or when a reserved keyword."""
+    plain = re.fullmatch(r"[a-z_][a-z0-9_]*", identifier) is not None
+    if plain and identifier.upper() not in reserved_keywords():
+        return identifier
+    return '"' + identifier.replace('"', '""') + '"'

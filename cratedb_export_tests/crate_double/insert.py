@@ -9,15 +9,15 @@ from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 from .ddl import table_name
 from .errors import not_in_double, sql_parse
 from .sqltree import ident, text_of
-from .statement import Statement
+from .statement import Relation, Statement
 from .tables import Catalog, Table
 
 
-def insert(stmt: Statement, catalog: Catalog, resolve: Callable[[str, str, str], Table]) -> int:
+def insert(stmt: Statement, catalog: Catalog, resolve: Callable[[Relation, str], Table]) -> int:
     node: P.InsertContext = stmt.node
     if node.onConflict() is not None or node.returning() is not None:
         raise not_in_double("INSERT with ON CONFLICT or RETURNING")
-    table = resolve(*table_name(stmt, node.table()), "INSERT")
+    table = resolve(table_name(stmt, node.table()), "INSERT")
     columns = [ident(part) for part in node.ident()] or list(table.columns)
     if len(set(columns)) != len(columns):
         raise sql_parse("column names in INSERT must be unique")

@@ -8,13 +8,14 @@ table. A comparison with NULL matches nothing.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
 from typing import Any
 
 from . import coltypes
 from .coltypes import ColumnType
-from .errors import not_in_double
-from .sqltree import And, Cmp, Col, Expr, Func, Lit
+from .errors import not_in_double, sql_parse
+from .sqltree import And, Cmp, Col, Expr, Func, Like, Lit
 from .tables import Table
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -31,8 +32,8 @@ class Binder:
         self._value_of = value_of
 
     def where(self, expr: Expr | None) -> Expr | None:
-        if expr is not None and not isinstance(expr, (Cmp, And)):
-            raise not_in_double("a WHERE clause that is not a comparison or an AND of comparisons")
+        if expr is not None and not isinstance(expr, (Cmp, And, Like)):
+            raise not_in_double("a WHERE clause that is not a comparison, a LIKE or an AND of them")
         return None if expr is None else self.bind(expr)
 
     def bind(self, expr: Expr) -> Expr:
@@ -43,6 +44,8 @@ class Binder:
             return self._function(expr)
         if isinstance(expr, And):
             return And(self.where(expr.left), self.where(expr.right))  # type: ignore[arg-type]
+        if isinstance(expr, Like):
+            return self._like(expr)
         if isinstance(expr, Cmp):
             left, right = self.bind(expr.left), self.bind(expr.right)
             left_type, right_type = self.type_of(left), self.type_of(right)
@@ -52,6 +55,21 @@ class Binder:
                 left = Lit(coltypes.cast(left.value, right_type))
             return Cmp(expr.op, left, right)
         return Lit(self._value_of(expr))
+
+    def _like(self, expr: Like) -> Like:
+        """CrateDB's ``op_like`` / ``op_ilike`` on text: the pattern is compiled when the statement is
+        analysed, so a bad pattern fails even on an empty table."""
+        value = self.bind(expr.value)
+        if isinstance(value, Col) and self.type_of(value) != coltypes.TEXT:
+            raise not_in_double(f"LIKE on the {self.type_of(value).sql_name} column {value.name}")  # type: ignore[union-attr]
+        pattern = self._value_of(expr.pattern)
+        escape = "\\" if expr.escape is None else self._value_of(expr.escape)
+        if not isinstance(pattern, str | None) or not isinstance(escape, str):
+            raise not_in_double("LIKE with a pattern or ESCAPE that is not text")
+        if len(escape) > 1:
+            raise sql_parse("ESCAPE must be a single character")
+        compiled = None if pattern is None else like_regex(pattern, escape or None, expr.ignore_case)
+        return Like(value, compiled, None, expr.negated, expr.ignore_case)
 
     def _function(self, expr: Func) -> Expr:
         if expr.name != "date_trunc" or len(expr.args) != 2:
@@ -75,6 +93,28 @@ class Binder:
         return None
 
 
+def like_regex(pattern: str, escape: str | None, ignore_case: bool) -> re.Pattern[str]:
+    """CrateDB's ``LikeOperators.patternToRegex``: ``%`` any run, ``_`` any one character, the escape
+    character (default ``\\``) makes the next one literal; matched against the whole value, ``.``
+    spanning newlines; ILIKE ignores ASCII case only (``Pattern.CASE_INSENSITIVE``)."""
+    regex, escaped = [], False
+    for char in pattern:
+        if escape is not None and not escaped and char == escape:
+            escaped = True
+            continue
+        if char == "%" and not escaped:
+            regex.append(".*")
+        elif char == "_" and not escaped:
+            regex.append(".")
+        else:
+            regex.append(re.escape(char))
+        escaped = False
+    if escaped:
+        raise sql_parse(f"pattern '{pattern}' must not end with escape character '{escape}'")
+    flags = re.DOTALL | (re.IGNORECASE | re.ASCII if ignore_case else 0)
+    return re.compile("".join(regex), flags)
+
+
 def dig(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
     value: Any = doc
     for key in path:
@@ -94,6 +134,12 @@ def evaluate(expr: Expr, doc: dict[str, Any]) -> Any:
         return coltypes.date_trunc(unit, evaluate(expr.args[1], doc))
     if isinstance(expr, And):
         return evaluate(expr.left, doc) is True and evaluate(expr.right, doc) is True
+    if isinstance(expr, Like):
+        value = evaluate(expr.value, doc)
+        if value is None or expr.pattern is None:
+            return None
+        found = expr.pattern.fullmatch(value) is not None
+        return found != expr.negated
     if isinstance(expr, Cmp):
         left, right = evaluate(expr.left, doc), evaluate(expr.right, doc)
         if left is None or right is None:

@@ -119,6 +119,21 @@ class S3Writer:
         except BotoCoreError as error:
             raise _sdk_client_exception(error, target.endpoint) from None
 
+    def abandon(self, target: S3Target, protocol: str, body: bytes) -> None:
+        """Start a multipart upload and upload its part, but never complete nor abort it: what CrateDB up
+        to 6.2 leaves behind when a background part upload fails and closing the writer swallows it."""
+        if target.endpoint is None:
+            raise not_in_double("writing to AWS S3 itself; give the store's host:port in the URI")
+        client = self._client(target, protocol)
+        names = {"Bucket": target.bucket, "Key": target.key}
+        try:
+            upload_id = client.create_multipart_upload(**names)["UploadId"]
+            client.upload_part(**names, UploadId=upload_id, PartNumber=1, Body=body)
+        except ClientError as error:
+            raise _amazon_s3_exception(error) from None
+        except BotoCoreError as error:
+            raise _sdk_client_exception(error, target.endpoint) from None
+
     def _client(self, target: S3Target, protocol: str) -> Any:
         key = (target.endpoint, protocol, target.access_key, target.secret_key)
         with self._lock:

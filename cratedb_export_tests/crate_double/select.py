@@ -15,18 +15,18 @@ from typing import Any
 
 from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 
-from . import coltypes
+from . import coltypes, system
 from .ddl import table_name
 from .errors import not_in_double, sql_parse
 from .predicates import Binder, dig, evaluate, matches
 from .sqltree import Col, Expr, Func, Lit, ident, text_of
-from .statement import Statement
+from .statement import Relation, Statement
 from .tables import Table
 
 Result = tuple[list[str], list[Any], list[list[Any]]]  # cols, col_types, rows
 
 
-def select(stmt: Statement, resolve: Callable[[str, str, str], Table]) -> Result:
+def select(stmt: Statement, resolve: Callable[[Relation, str], Table]) -> Result:
     query: P.QueryContext = stmt.node.query()
     body = query.queryNoWith() if query.with_() is None else None
     term = body.queryTerm() if body is not None else None
@@ -37,10 +37,11 @@ def select(stmt: Statement, resolve: Callable[[str, str, str], Table]) -> Result
         raise not_in_double("DISTINCT, HAVING, WINDOW or joins")
     if not spec.relation():
         return _constants(stmt, spec.selectItem())
-    table = resolve(*_relation(stmt, spec.relation()[0]), "READ")
+    table = resolve(_relation(stmt, spec.relation()[0]), "READ")
     where = spec.where()
     binder = Binder(table, stmt.value)
     condition = binder.where(stmt.expr(where.booleanExpression())) if where is not None else None
+    system.check_columns_query(table, condition)
     docs = [row.doc for row in table.rows if matches(condition, row.doc)]
     items = spec.selectItem()
     if spec.GROUP():
@@ -117,7 +118,7 @@ def _constants(stmt: Statement, items: list[Any]) -> Result:
     return names, types, [values]
 
 
-def _relation(stmt: Statement, relation: Any) -> tuple[str, str]:
+def _relation(stmt: Statement, relation: Any) -> Relation:
     aliased = relation.aliasedRelation() if isinstance(relation, P.RelationDefaultContext) else None
     primary = aliased.relationPrimary() if aliased is not None else None
     if not isinstance(primary, P.TableRelationContext) or aliased.ident() is not None:
@@ -135,6 +136,8 @@ def _columns(stmt: Statement, table: Table, items: list[Any]) -> tuple[list[str]
     names, columns = [], []
     for item in items:
         if isinstance(item, P.SelectAllContext) and item.qname() is None:
+            if not table.complete:
+                raise not_in_double(f"SELECT * from {table.fqn}: the double models only some of its columns")
             for name in table.columns:
                 names.append(name)
                 columns.append(Col((name,)))

@@ -11,8 +11,9 @@ import base64
 import binascii
 import gzip
 import json
+import os
+import platform
 import threading
-import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -21,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .engine import Engine
 from .errors import CrateError, sql_parse
-from .faults import Faults
+from .faults import Faults, node_id
 
 FAULTS_PATH = "/_double/faults"
 _BODY_KEYS = {"stmt", "args", "bulk_args"}
@@ -38,25 +39,51 @@ class CrateDouble:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        arch: str = "amd64",
+        stats_enabled: bool = True,
+        jobs_log_size: int = 10_000,
     ) -> None:
+        """``version``: what ``GET /`` and ``sys.nodes.version['number']`` report, and the wording of
+        version-dependent fault messages. ``arch``: ``sys.nodes.os_info['arch']``, Java's ``os.arch``
+        (CrateDB reports Lucene's ``Constants.OS_ARCH``): ``amd64`` on x86_64 Linux, ``aarch64`` on ARM64.
+        ``stats_enabled`` / ``jobs_log_size``: the ``stats.enabled`` (default true) and
+        ``stats.jobs_log_size`` (default 10000) cluster settings that govern sys.jobs and sys.jobs_log."""
         self.users = dict(users) if users is not None else None
         self.version = version
-        self.faults = Faults()
         self._address = (host, port)
         version_info = {"number": version, "build_hash": "crate-double", "build_snapshot": False}
         self.node_info = {
-            "id": "crate-double-node-0",
+            "id": node_id(),
             "name": "crate-double",
             "hostname": host,
             "version": version_info,
+            "os_info": {
+                "available_processors": os.cpu_count() or 1,
+                "name": platform.system(),
+                "arch": arch,
+                "version": platform.release(),
+            },
         }
-        self.engine = Engine(self.node_info, self.faults, default_shards)
+        self.faults = Faults(version)
+        self.engine = Engine(
+            self.node_info, self.faults, default_shards, stats_enabled=stats_enabled, jobs_log_size=jobs_log_size
+        )
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def jobs_log(self) -> list[dict[str, Any]]:
+        """The ``sys.jobs_log`` rows, oldest first (live list: copy it before iterating while busy)."""
         return self.engine.jobs_log
+
+    @property
+    def jobs(self) -> list[dict[str, Any]]:
+        """The ``sys.jobs`` rows: statements running right now."""
+        return [job.row() for job in list(self.engine.active_jobs.values())]
+
+    @property
+    def node_id(self) -> str:
+        return str(self.node_info["id"])
 
     @property
     def url(self) -> str:
@@ -145,12 +172,16 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_text(404, f"No handler found for uri [{url.path}] and method [POST]")
 
+    def setup(self) -> None:
+        super().setup()
+        self.session_id = self.double.engine.next_session_id()  # one session per connection, as CrateDB
+        self.user = "crate"
+
     def _sql(self, body: bytes, query: dict[str, list[str]]) -> None:
         failure = self.double.faults.take_failure()
         if failure is not None:
             self._send_json(*failure)
             return
-        time.sleep(self.double.faults.take_delay())
         try:
             request = _parse_request(body)
             schema = self.headers.get("Default-Schema") or "doc"
@@ -160,6 +191,8 @@ class _Handler(BaseHTTPRequestHandler):
                 request.get("bulk_args"),
                 schema,
                 types=_flag(query, "types"),
+                username=self.user,
+                session_id=self.session_id,
             )
             self._send_json(200, reply)
         except CrateError as error:
@@ -177,8 +210,6 @@ class _Handler(BaseHTTPRequestHandler):
     def _authenticated(self) -> bool:
         """HTTP Basic auth when users are configured; otherwise trust (user ``crate``)."""
         users = self.double.users
-        if users is None:
-            return True
         user, password = "crate", None
         header = self.headers.get("Authorization", "")
         if header.startswith("Basic "):
@@ -188,7 +219,11 @@ class _Handler(BaseHTTPRequestHandler):
                 decoded = ""
             name, _, password = decoded.partition(":")
             user = name or "crate"
+        if users is None:
+            self.user = "crate"  # trust: the double has no other users
+            return True
         if user in users and users[user] == password:
+            self.user = user
             return True
         self._send_text(
             401,

@@ -56,7 +56,18 @@ class And:
     right: Expr
 
 
-Expr = Col | Lit | Param | Func | Cmp | And
+@dataclass(frozen=True)
+class Like:
+    """``value [NOT] LIKE|ILIKE pattern [ESCAPE escape]``; ``pattern`` becomes a compiled regex when bound."""
+
+    value: Expr
+    pattern: Any
+    escape: Expr | None
+    negated: bool
+    ignore_case: bool
+
+
+Expr = Col | Lit | Param | Func | Cmp | And | Like
 COMPARISONS = {"=", "<>", "!=", "<", "<=", ">", ">="}
 
 
@@ -119,12 +130,26 @@ class ExprBuilder:
         predicate = node.predicate()
         if predicate is None:
             return left
+        if isinstance(predicate, P.LikeContext):
+            escape = predicate.escape
+            return Like(
+                left,
+                self.build(predicate.pattern),
+                self._escape(escape) if escape is not None else None,
+                negated=predicate.NOT() is not None,
+                ignore_case=predicate.ILIKE() is not None,
+            )
         if not isinstance(predicate, P.ComparisonContext):
             raise not_in_double(f"the predicate `{text_of(node)}`")
         op = predicate.cmpOp().getText()
         if op not in COMPARISONS:
             raise not_in_double(f"the operator {op}")
         return Cmp(op, left, self.build(predicate.valueExpression()))
+
+    def _escape(self, node: Any) -> Expr:
+        if not isinstance(node, P.SimpleLiteralContext):
+            raise not_in_double(f"the ESCAPE `{text_of(node)}`")
+        return self.literal(node.parameterOrSimpleLiteral())
 
     # -- values ------------------------------------------------------------------------------------
 

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 
 from .errors import not_in_double, sql_parse
 from .grammar import Parsed
 from .sqltree import Col, Expr, ExprBuilder, Lit, Param, qualified_name, text_of
+
+
+class Relation(NamedTuple):
+    schema: str
+    name: str
+    qualified: bool  # written as schema.table: CrateDB's errors then name it so, else by its bare name
+
+    @property
+    def shown(self) -> str:
+        return f"{self.schema}.{self.name}" if self.qualified else self.name
 
 
 @dataclass
@@ -47,11 +57,11 @@ class Statement:
     def constant(self, node: Any) -> Any:
         return self.value(self.expr(node))
 
-    def relation(self, qname: P.QnameContext) -> tuple[str, str]:
-        """(schema, table) with the session's default schema for unqualified names."""
+    def relation(self, qname: P.QnameContext) -> Relation:
+        """(schema, table, qualified) with the session's default schema for unqualified names."""
         parts = qualified_name(qname)
         if len(parts) == 1:
-            return self.default_schema, parts[0]
+            return Relation(self.default_schema, parts[0], False)
         if len(parts) == 2:
-            return parts[0], parts[1]
+            return Relation(parts[0], parts[1], True)
         raise not_in_double(f"the qualified name {text_of(qname)}")

@@ -17,7 +17,15 @@ from typing import Any
 
 from . import coltypes
 from .coltypes import ColumnType
-from .errors import column_unknown, relation_exists, relation_unknown, schema_unknown, sql_parse
+from .errors import (
+    column_unknown,
+    not_in_double,
+    relation_exists,
+    relation_unknown,
+    schema_unknown,
+    similar,
+    sql_parse,
+)
 
 BUILTIN_SCHEMAS = {"doc", "sys", "information_schema", "pg_catalog", "blob"}
 
@@ -79,6 +87,23 @@ class Table:
     object_keys: dict[tuple[str, ...], ColumnType] = field(default_factory=dict)
     rows: list[StoredRow] = field(default_factory=list)
     partitions: dict[str, Any] = field(default_factory=dict)  # ident -> partition value
+    # information_schema.columns.ordinal_position of every column and object key, as CrateDB numbers
+    # them: the CREATE TABLE columns 1..n in order, then each column or key added later the next number.
+    positions: dict[tuple[str, ...], int] = field(default_factory=dict)
+    # System tables model only some of CrateDB's columns: a column CrateDB has but the double does not
+    # model (``unmodelled``), or a key below one of the ``partial`` objects, is refused as unsupported
+    # rather than answered as unknown.
+    unmodelled: frozenset[str] = frozenset()
+    partial: frozenset[tuple[str, ...]] = frozenset()
+
+    def __post_init__(self) -> None:
+        for name in self.columns:
+            self._position((name,))
+        for path in self.object_keys:
+            self._position(path)
+
+    def _position(self, path: tuple[str, ...]) -> None:
+        self.positions.setdefault(path, len(self.positions) + 1)
 
     @property
     def fqn(self) -> str:
@@ -92,8 +117,15 @@ class Table:
             known = self.object_keys.get(path) if column.type.kind == "object" else None
         if known is None:
             name = path[0] + "".join(f"['{key}']" for key in path[1:])
+            if path[0] in self.unmodelled or any(path[:end] in self.partial for end in range(1, len(path))):
+                raise not_in_double(f"the column {name} of {self.fqn} (CrateDB has it, the double does not model it)")
             raise column_unknown(name)
         return known
+
+    @property
+    def complete(self) -> bool:
+        """Whether every column CrateDB has is modelled (``SELECT *`` needs that)."""
+        return not self.unmodelled and not self.partial
 
     def prepare(self, values: dict[str, Any]) -> dict[str, Any]:
         """Cast an inserted row, add dynamic columns and compute generated ones."""
@@ -104,6 +136,7 @@ class Table:
                 if not self.dynamic:
                     raise column_unknown(name)
                 column = self.columns[name] = Column(name, coltypes.infer_type(value))
+                self._position((name,))
             doc[name] = coltypes.cast(value, column.type)
             if column.type.kind == "object" and doc[name] is not None:
                 self._learn_keys((name,), doc[name])
@@ -123,8 +156,9 @@ class Table:
     def _learn_keys(self, path: tuple[str, ...], value: dict[str, Any]) -> None:
         for key, inner in value.items():
             sub = path + (key,)
-            if inner is not None:
-                self.object_keys.setdefault(sub, coltypes.infer_type(inner))
+            if inner is not None and sub not in self.object_keys:
+                self.object_keys[sub] = coltypes.infer_type(inner)
+                self._position(sub)
             if isinstance(inner, dict):
                 self._learn_keys(sub, inner)
 
@@ -150,14 +184,23 @@ class Catalog:
     def next_row_id(self) -> str:
         return f"row{next(self._ids):012d}"
 
-    def get(self, schema: str, name: str) -> Table:
+    def get(self, schema: str, name: str, qualified: bool = True) -> Table:
+        """The table, or CrateDB's ``Schemas.findRelation`` errors: SchemaUnknownException for a
+        schema without tables, RelationUnknown naming what the statement wrote (``doc.t`` or ``t``),
+        both with "Maybe you meant" candidates."""
         with self.lock:
             table = self._tables.get((schema, name))
             if table is not None:
                 return table
-            if schema not in BUILTIN_SCHEMAS and all(s != schema for s, _ in self._tables):
-                raise schema_unknown(schema)
-            raise relation_unknown(f"{schema}.{name}")
+            schemas = BUILTIN_SCHEMAS | {s for s, _ in self._tables}
+            if qualified and schema not in schemas:
+                raise schema_unknown(schema, similar(schema, sorted(schemas)))
+            names = [n for s, n in self._tables if s == schema]
+            raise relation_unknown(f"{schema}.{name}" if qualified else name, similar(name, names))
+
+    def tables(self) -> list[Table]:
+        with self.lock:
+            return list(self._tables.values())
 
     def create(self, table: Table, if_not_exists: bool) -> bool:
         with self.lock:
@@ -169,10 +212,11 @@ class Catalog:
             self._tables[key] = table
             return True
 
-    def drop(self, schema: str, name: str, if_exists: bool) -> bool:
+    def drop(self, schema: str, name: str, if_exists: bool, qualified: bool = True) -> bool:
         with self.lock:
             if self._tables.pop((schema, name), None) is not None:
                 return True
             if if_exists:
                 return False
-            raise relation_unknown(f"{schema}.{name}")
+            self.get(schema, name, qualified)  # raises what CrateDB raises for an unknown relation
+            return False
