@@ -22,7 +22,7 @@ from .config import ExportSpec
 from .copy_jobs import CopyOutcome, CopyRunner, CopyTag, day_copy_running
 from .cratedb import CrateDB, RetryPolicy
 from .errors import CopyOutcomeUnknown, ExportError, PermanentError, TransientError, VerificationError
-from .formats import column_schema, publish_parquet, staging_directory
+from .formats import column_schema, staging_directory
 from .lease import DayLeases, Holder
 from .schema import SourceTable, read_source_table
 from .source import SourceCounts
@@ -302,6 +302,8 @@ def _verify(
 
 def _to_parquet(run: ExportRun, spec: ExportSpec, directory: DayDirectory, result: DayExport) -> None:
     """Turn the verified, staged NDJSON into the day's Parquet file; its rows must match the other counts."""
+    from .formats.publish import publish_parquet  # pyarrow only where a day is Parquet
+
     day = result.window.day.isoformat()
     published = publish_parquet(
         run.store,

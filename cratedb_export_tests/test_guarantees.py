@@ -283,9 +283,7 @@ def test_copy_whose_answer_times_out_is_waited_for_not_sent_again(
     assert len(copies) == 1 and copies[0]["error"] is None
     log = _run_log(instance, result)
     assert "still runs in CrateDB" in log and "asking CrateDB what became of it" in log
-    manifest = json.loads(
-        s3.client().get_object(Bucket=bucket, Key=f"{_prefix(metrics)}_manifest.json")["Body"].read()
-    )
+    manifest = json.loads(s3.client().get_object(Bucket=bucket, Key=f"{_prefix(metrics)}_manifest.json")["Body"].read())
     assert manifest["copy_answer"].startswith("answer lost; sys.jobs_log shows job")
     assert manifest["totals"]["copy_rowcount"] is None
     assert manifest["totals"]["source_rows"] == manifest["totals"]["exported_rows"] == len(metrics.rows_by_day[DAY])

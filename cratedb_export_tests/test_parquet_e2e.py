@@ -15,7 +15,8 @@ import pytest
 from dagster import AssetKey
 from fsspec.implementations.arrow import ArrowFSWrapper
 
-from cratedb_export.formats import publish_parquet, staging_directory
+from cratedb_export.formats import staging_directory
+from cratedb_export.formats.publish import publish_parquet
 from cratedb_export.storage import ObjectStore
 from cratedb_export.target import DayDirectory, S3Access
 from cratedb_export_tests.support import (

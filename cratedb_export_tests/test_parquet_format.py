@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from cratedb_export.errors import PermanentError, VerificationError
-from cratedb_export.formats import ParquetDayWriter, arrow_type, column_schema
-from cratedb_export.formats.parquet import footer
+from cratedb_export.formats import column_schema
+from cratedb_export.formats.parquet import ParquetDayWriter, footer
+from cratedb_export.formats.typemap import arrow_type
 from cratedb_export.storage import _gunzip
 
 # information_schema.columns of a table with one column of each kind, and a row as COPY TO wrote it —
