@@ -24,7 +24,7 @@ from .typemap import NonFinite, Unrepresentable, arrow_field, to_arrow
 ROW_GROUP_ROWS = 64 * 1024
 ROW_GROUP_BYTES = 32 << 20  # of NDJSON input: bounds memory for wide rows
 BATCH_ROWS = 8192  # rows held as Python objects at a time
-COMPRESSION = "snappy"  # what every Parquet reader handles
+COMPRESSION = "zstd"  # read by pyarrow, DuckDB, Spark 3.2+, Trino/Athena, BigQuery; ~45% smaller than snappy here
 
 
 def arrow_schema(columns: Sequence[tuple[str, str]], metadata: dict[str, str] | None = None) -> pa.Schema:
