@@ -12,7 +12,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import date
 
 from dagster import (
@@ -38,11 +38,12 @@ from .config import ExportSpec
 from .errors import ExportError, VerificationError
 from .export import DayExport
 from .lease import Holder
+from .names import DEFAULT_NAMES, POOL, ExportNames
 from .redaction import redact
 from .resource import CrateDBExportResource
 
 GROUP = "cratedb_exports"
-POOL = "cratedb"
+__all__ = ["POOL", "build_export_assets", "partitions_for"]
 CHECK = "matches_source"
 DAYS_PER_RUN_ENV = "CRATEDB_EXPORT_DAYS_PER_RUN"
 
@@ -51,14 +52,15 @@ def partitions_for(spec: ExportSpec) -> DailyPartitionsDefinition:
     return DailyPartitionsDefinition(start_date=spec.start_date.isoformat(), timezone=spec.timezone)
 
 
-def build_export_assets(specs: Sequence[ExportSpec]) -> list[AssetsDefinition]:
-    """One multi-asset per distinct (start date, time zone); usually exactly one."""
+def build_export_assets(specs: Sequence[ExportSpec], names: ExportNames = DEFAULT_NAMES) -> list[AssetsDefinition]:
+    """One multi-asset per distinct (start date, time zone); usually exactly one. `names` gives the resource
+    key, pool and op names (one set per CrateDB cluster, see names.py)."""
     groups: dict[tuple[date, str], list[ExportSpec]] = defaultdict(list)
     for spec in specs:
         groups[(spec.start_date, spec.timezone)].append(spec)
     single = len(groups) == 1
     return [
-        _export_assets(members, "export_tables" if single else _op_name(start, tz))
+        _export_assets(members, names.op("export_tables" if single else _op_name(start, tz)), names)
         for (start, tz), members in groups.items()
     ]
 
@@ -96,7 +98,7 @@ def _asset_spec(spec: ExportSpec) -> AssetSpec:
     )
 
 
-def _export_assets(specs: list[ExportSpec], name: str) -> AssetsDefinition:
+def _export_assets(specs: list[ExportSpec], name: str, names: ExportNames) -> AssetsDefinition:
     by_key = {AssetKey(s.asset_path): s for s in specs}
 
     @multi_asset(
@@ -114,9 +116,11 @@ def _export_assets(specs: list[ExportSpec], name: str) -> AssetsDefinition:
         partitions_def=partitions_for(specs[0]),
         backfill_policy=_backfill_policy(),
         can_subset=True,
-        pool=POOL,
+        pool=names.pool,
+        required_resource_keys={names.resource_key},
     )
-    def export_tables(context: AssetExecutionContext, cratedb: CrateDBExportResource) -> Iterator:
+    def export_tables(context: AssetExecutionContext) -> Iterator:
+        cratedb: CrateDBExportResource = getattr(context.resources, names.resource_key)
         selected = [by_key[k] for k in sorted(context.selected_asset_keys, key=str) if k in by_key]
         days = [date.fromisoformat(k) for k in context.partition_keys]
         yield from _run_exports(context, cratedb, selected, days)
@@ -129,7 +133,7 @@ def _run_exports(
     cratedb: CrateDBExportResource,
     specs: list[ExportSpec],
     days: list[date],
-) -> Iterator[AssetMaterialization]:
+) -> Iterator[AssetMaterialization | AssetCheckResult]:
     total = len(specs) * len(days)
     context.log.info(
         f"exporting {len(days)} day(s) of {len(specs)} table(s): {total} COPY statement(s), at most "
@@ -195,7 +199,7 @@ def _holder(context: AssetExecutionContext) -> Holder:
     return Holder(context.run.run_id, is_alive)
 
 
-def _error_of(future) -> ExportError | None:
+def _error_of(future: Future[DayExport]) -> ExportError | None:
     """The day's error, redacted; an unexpected exception is wrapped so its text is redacted too."""
     exc = future.exception()
     if exc is None:

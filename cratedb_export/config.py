@@ -17,9 +17,10 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 
 from .identifiers import check_column, check_ident
+from .names import KEY_ROOT
 from .target import DEFAULT_DIRECTORY, DayDirectory, render_directory, template_fields
 
 CONFIG_ENV_VAR = "CRATEDB_EXPORT_CONFIG"
@@ -66,6 +67,8 @@ class ExportSpec(BaseModel):
         "count: compare COPY's rowcount with the source only",
     )
     description: str | None = None
+    # Not a field: where the asset keys live (see names.py); set with `under_key_prefix`.
+    _key_prefix: tuple[str, ...] = PrivateAttr(default=(KEY_ROOT,))
 
     @field_validator("table")
     @classmethod
@@ -158,7 +161,13 @@ class ExportSpec(BaseModel):
 
     @property
     def asset_path(self) -> list[str]:
-        return ["cratedb_export", self.schema_name, self.table_name]
+        return [*self._key_prefix, self.schema_name, self.table_name]
+
+    def under_key_prefix(self, prefix: Sequence[str]) -> ExportSpec:
+        """The same export, its asset key below `prefix` (one CrateDB cluster's namespace, see names.py)."""
+        copy = self.model_copy()
+        copy._key_prefix = tuple(prefix)
+        return copy
 
     def directory_for(self, day: date) -> DayDirectory:
         return DayDirectory.parse(self.layout(day))
@@ -187,19 +196,28 @@ def load_export_config(path: str | Path | None = None) -> list[ExportSpec]:
         document = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_export_document(document, source=str(path))
+
+
+def parse_export_document(document: object, *, source: str) -> list[ExportSpec]:
+    """Validate a configuration document: `{exports: [...], defaults: {...}}`, or a bare list of entries.
+
+    exports.yaml and a CrateDBExportComponent's defs.yaml attributes both go through here; `source` names
+    the file in every message.
+    """
     if isinstance(document, Mapping):
         unknown = sorted(set(document) - {"defaults", "exports"})
         if unknown:
-            raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; expected 'exports' and 'defaults'")
+            raise ConfigError(f"{source}: unknown top-level key(s) {unknown}; expected 'exports' and 'defaults'")
         defaults = document.get("defaults") or {}
         entries = document.get("exports")
         if not isinstance(defaults, Mapping):
-            raise ConfigError(f"{path}: 'defaults' must be a mapping of field: value")
+            raise ConfigError(f"{source}: 'defaults' must be a mapping of field: value")
     else:
         defaults, entries = {}, document
     if not isinstance(entries, list) or not entries:
-        raise ConfigError(f"{path}: 'exports' must be a non-empty list of tables to export")
-    return parse_export_specs(entries, source=str(path), defaults=defaults)
+        raise ConfigError(f"{source}: 'exports' must be a non-empty list of tables to export")
+    return parse_export_specs(entries, source=source, defaults=defaults)
 
 
 def _load_python_tables(path: Path) -> list[ExportSpec]:
@@ -217,7 +235,7 @@ def _load_python_tables(path: Path) -> list[ExportSpec]:
 
 
 def parse_export_specs(
-    entries: Sequence[Mapping[str, Any] | ExportSpec],
+    entries: Sequence[Mapping[str, Any] | ExportSpec] | Sequence[object],
     *,
     source: str = "python",
     defaults: Mapping[str, Any] | None = None,

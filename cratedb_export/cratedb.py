@@ -122,7 +122,7 @@ class CrateDB:
                 self._next = (self._next + 1) % len(self._servers)
             return self._servers[self._next]
 
-    def _connection(self, server: str, what: str):
+    def _connection(self, server: str, what: str) -> Any:
         with self._lock:
             connection = self._connections.get(server)
         if connection is not None:

@@ -10,10 +10,30 @@ from dagster import Definitions, EnvVar, in_process_executor
 
 from .assets import build_export_assets
 from .config import ExportSpec, load_export_config, parse_export_specs
+from .names import DEFAULT_NAMES, RESOURCE_KEY, ExportNames
 from .resource import CrateDBExportResource
 from .schedules import build_export_schedules
 
-RESOURCE_KEY = "cratedb"
+__all__ = ["DEFAULT_ENV", "RESOURCE_KEY", "build_definitions", "export_definitions", "resource_from_env"]
+
+# Resource setting -> the environment variable it is read from (README: Environment). A component can name
+# other variables per cluster (CrateDBExportComponent's `connection`).
+DEFAULT_ENV: Mapping[str, str] = {
+    "url": "CRATEDB_URL",
+    "username": "CRATEDB_USERNAME",
+    "password": "CRATEDB_PASSWORD",
+    "verify_ssl_cert": "CRATEDB_VERIFY_SSL_CERT",
+    "timeout": "CRATEDB_TIMEOUT",
+    "copy_wait": "CRATEDB_EXPORT_COPY_WAIT",
+    "access_key_id": "ACCESS_KEY_ID",
+    "secret_access_key": "SECRET_ACCESS_KEY",
+    "s3_endpoint": "S3_ENDPOINT",
+    "s3_protocol": "S3_PROTOCOL",
+    "s3_region": "S3_REGION",
+    "max_concurrent_copies": "CRATEDB_EXPORT_MAX_CONCURRENT_COPIES",
+    "retry_attempts": "CRATEDB_EXPORT_RETRY_ATTEMPTS",
+    "retry_base_delay": "CRATEDB_EXPORT_RETRY_BASE_DELAY",
+}
 
 
 def _env(name: str) -> EnvVar | None:
@@ -21,34 +41,39 @@ def _env(name: str) -> EnvVar | None:
     return EnvVar(name) if os.environ.get(name) else None
 
 
-def resource_from_env() -> CrateDBExportResource:
-    """The resource configured by environment variables; secrets stay EnvVars: Dagster shows names only."""
+def resource_from_env(env: Mapping[str, str] | None = None) -> CrateDBExportResource:
+    """The resource configured by environment variables; secrets stay EnvVars: Dagster shows names only.
+
+    `env` maps settings (the keys of DEFAULT_ENV) to the variables to read instead of the default ones.
+    """
+    names = {**DEFAULT_ENV, **(env or {})}
     optional: dict[str, Any] = {
-        "servers": _env("CRATEDB_URL"),
-        "username": _env("CRATEDB_USERNAME"),
-        "password": _env("CRATEDB_PASSWORD"),
-        "s3_endpoint": _env("S3_ENDPOINT"),
-        "s3_protocol": _env("S3_PROTOCOL"),
-        "s3_region": _env("S3_REGION"),
+        "servers": _env(names["url"]),
+        "username": _env(names["username"]),
+        "password": _env(names["password"]),
+        "s3_endpoint": _env(names["s3_endpoint"]),
+        "s3_protocol": _env(names["s3_protocol"]),
+        "s3_region": _env(names["s3_region"]),
     }
-    numbers = {
-        "timeout": ("CRATEDB_TIMEOUT", float),
-        "max_concurrent_copies": ("CRATEDB_EXPORT_MAX_CONCURRENT_COPIES", int),
-        "retry_attempts": ("CRATEDB_EXPORT_RETRY_ATTEMPTS", int),
-        "retry_base_delay": ("CRATEDB_EXPORT_RETRY_BASE_DELAY", float),
+    numbers: dict[str, type[int] | type[float]] = {
+        "timeout": float,
+        "copy_wait": float,
+        "max_concurrent_copies": int,
+        "retry_attempts": int,
+        "retry_base_delay": float,
     }
-    for field, (name, kind) in numbers.items():
-        if os.environ.get(name):
-            optional[field] = kind(os.environ[name])
-    if os.environ.get("CRATEDB_VERIFY_SSL_CERT"):
-        optional["verify_ssl_cert"] = os.environ["CRATEDB_VERIFY_SSL_CERT"].lower() not in (
+    for field, kind in numbers.items():
+        if os.environ.get(names[field]):
+            optional[field] = kind(os.environ[names[field]])
+    if os.environ.get(names["verify_ssl_cert"]):
+        optional["verify_ssl_cert"] = os.environ[names["verify_ssl_cert"]].lower() not in (
             "0",
             "false",
             "no",
         )
     return CrateDBExportResource(
-        aws_access_key_id=EnvVar("ACCESS_KEY_ID"),
-        aws_secret_access_key=EnvVar("SECRET_ACCESS_KEY"),
+        aws_access_key_id=EnvVar(names["access_key_id"]),
+        aws_secret_access_key=EnvVar(names["secret_access_key"]),
         **{k: v for k, v in optional.items() if v is not None},
     )
 
@@ -59,12 +84,24 @@ def build_definitions(
 ) -> Definitions:
     """Definitions for the given exports (Python dicts or ExportSpecs), or for the YAML configuration."""
     export_specs = parse_export_specs(specs) if specs is not None else load_export_config()
-    export_assets = build_export_assets(export_specs)
+    return export_definitions(export_specs, resource or resource_from_env())
+
+
+def export_definitions(
+    specs: Sequence[ExportSpec],
+    resource: CrateDBExportResource,
+    names: ExportNames = DEFAULT_NAMES,
+) -> Definitions:
+    """Assets, checks, job and schedule of validated exports, bound to one cluster's resource.
+
+    The one place both build_definitions (exports.yaml) and CrateDBExportComponent (defs.yaml) build from.
+    """
+    export_assets = build_export_assets([s.under_key_prefix(names.key_prefix) for s in specs], names)
     return Definitions(
         assets=export_assets,
-        schedules=build_export_schedules(export_assets),
-        resources={RESOURCE_KEY: resource or resource_from_env()},
+        schedules=build_export_schedules(export_assets, names.job),
+        resources={names.resource_key: resource},
         # One step per run exports all selected tables and days in threads; a step subprocess would only
-        # add a Python start-up to every run.
+        # add a Python start-up to every run. (The same executor object in every component, so they merge.)
         executor=in_process_executor,
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
@@ -63,8 +65,8 @@ REDACTOR = Redactor()
 redact = REDACTOR.redact
 
 
-def _redacting_factory(base):
-    def factory(*args, **kwargs) -> logging.LogRecord:
+def _redacting_factory(base: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = base(*args, **kwargs)
         if REDACTOR.active:
             try:

@@ -38,6 +38,11 @@ class CrateDBExportResource(ConfigurableResource):
         description="Seconds to wait for one statement. A COPY that times out is not re-sent (it may still "
         "be running), so keep this above the longest day's COPY",
     )
+    copy_wait: float = Field(
+        3600.0,
+        description="Seconds to wait for a COPY that still runs in CrateDB after its answer was lost (or for "
+        "another run to finish a day); past it the day fails unmarked and nothing is sent again",
+    )
     aws_access_key_id: str = Field(description="S3 access key (bind with EnvVar('ACCESS_KEY_ID'))")
     aws_secret_access_key: str = Field(description="S3 secret key (bind with EnvVar('SECRET_ACCESS_KEY'))")
     s3_endpoint: str | None = Field(None, description="host:port of an S3-compatible store; unset for AWS")
@@ -122,6 +127,6 @@ class CrateDBExportResource(ConfigurableResource):
             holder=holder,
             log=log,
             retry=RetryPolicy(attempts=self.retry_attempts, base_delay=self.retry_base_delay),
-            max_wait=self.timeout,
+            max_wait=self.copy_wait,
             copy_slots=self._copy_slots,
         )

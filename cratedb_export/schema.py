@@ -10,6 +10,7 @@ instants. Any other type is refused before any COPY.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -77,7 +78,7 @@ class SourceTable:
         return cls(spec, (Column(spec.timestamp_column, WITH_TIME_ZONE),))
 
 
-def read_source_table(crate: CrateDB, spec: ExportSpec, log=lambda _: None) -> SourceTable:
+def read_source_table(crate: CrateDB, spec: ExportSpec, log: Callable[[str], None] = lambda _: None) -> SourceTable:
     """Read the table's columns from information_schema; refuse a missing table or an unusable column."""
     reply = crate.execute(columns_statement(spec), what=f"reading the columns of {spec.table}", on_retry=log)
     columns = tuple(Column(str(name), str(data_type)) for name, data_type in reply.rows)

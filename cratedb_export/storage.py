@@ -16,6 +16,8 @@ import zlib
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal
 
 import boto3
 from botocore.config import Config
@@ -393,7 +395,9 @@ class _s3_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind, exc, tb) -> bool:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
         if exc is None or isinstance(exc, ExportError):
             return False
         if isinstance(exc, ClientError):

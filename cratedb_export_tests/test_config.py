@@ -214,8 +214,13 @@ def test_code_location_refuses_to_load_a_bad_configuration(tmp_path):
         )
     )
     env = {**os.environ, "CRATEDB_EXPORT_CONFIG": str(path)}
+    # Loaded as the code location (the definitions are built when Dagster loads it, not on import).
     loaded = subprocess.run(
-        [sys.executable, "-c", "import cratedb_export"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", "import cratedb_export; cratedb_export.defs()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert loaded.returncode != 0
     assert str(path) in loaded.stderr

@@ -193,7 +193,7 @@ def test_trust_auth_without_users_is_user_crate() -> None:
 def test_gzip_body_and_types(double: CrateDouble) -> None:
     body = gzip.compress(json.dumps({"stmt": "SELECT 1"}).encode())
     status, _, reply = http(double, body, path="/_sql?types=true", headers={"Content-Encoding": "gzip"})
-    assert status == 200 and reply["cols"] == ["1"] and reply["col_types"] == [10] and reply["rowcount"] == 1
+    assert status == 200 and reply["cols"] == ["1"] and reply["col_types"] == [9] and reply["rowcount"] == 1
     assert isinstance(reply["duration"], float)
 
 
@@ -262,7 +262,8 @@ def test_grouped_counts_per_truncated_timestamp(double: CrateDouble, table: str)
     assert by_hour != sorted(by_hour, key=lambda r: r[1])
     not_grouped = refusal(double, f"SELECT date_trunc('hour', \"timestamp\"), name, count(*) FROM {table} GROUP BY 1")
     assert not_grouped == (
-        "SQLParseException['name' must appear in the GROUP BY clause or be used in an aggregation function]"
+        "SQLParseException['name' must appear in the GROUP BY clause or be used in an aggregation function. "
+        "Perhaps you grouped by an alias that clashes with a column in the relations]"
     )
     aggregate = refusal(double, f"SELECT count(*) FROM {table} GROUP BY 1")
     assert aggregate == "SQLParseException[Aggregate functions are not allowed in GROUP BY]"
@@ -489,12 +490,10 @@ def test_copy_refusals_match_crate(double: CrateDouble, table: str) -> None:
             'OperationOnInaccessibleRelationException[The relation "sys.nodes" '
             "doesn't support or allow COPY TO operations]"
         ),
-        f"{on_table} WITH (compression = gzip)": (
-            "UnsupportedFeatureException[Columns cannot be used in this context. "
-            "Maybe you wanted to use a string literal which requires single quotes: 'gzip']"
-        ),
+        # COPY TO analyses WITH values against the table (NameFieldProvider): an unquoted word is a column.
+        f"{on_table} WITH (compression = gzip)": "ColumnUnknownException[Column gzip unknown]",
         f"{on_table} WITH (compression = 'zip')": (
-            "SQLParseException[No enum constant io.crate.execution.dsl.projection.WriterProjection.CompressionType.ZIP]"
+            "SQLParseException[Unsupported setting value: zip. Supported values are: gzip]"
         ),
         f"COPY {table} TO DIRECTORY 'gs://b/x'": "UnsupportedFeatureException[Unknown scheme 'gs']",
     }
@@ -622,6 +621,151 @@ def test_truncate_and_inflate_make_rowcount_lie(
     double.faults.reset()
     assert sql(double, stmt, [target(seaweed, bucket, "honest")]) == 24
     assert len(lines_of(objects(seaweed, bucket, "honest/"))) == 24
+
+
+# -- strictness: CrateDB's exact values, types, codes and messages ----------------------------------
+
+
+def test_copy_option_values_are_case_sensitive(double: CrateDouble, table: str) -> None:
+    seed(double, table)
+    copy = f"COPY {table} TO DIRECTORY 's3://k:s@127.0.0.1:1/b/x' WITH ({{}})"
+    # CopyStatementSettings: Validators.stringValidator, lower case only, allowed values sorted.
+    cases = {
+        "compression = 'GZIP'": "SQLParseException[Unsupported setting value: GZIP. Supported values are: gzip]",
+        "format = 'JSON_OBJECT'": (
+            "SQLParseException[Unsupported setting value: JSON_OBJECT. Supported values are: json_array, json_object]"
+        ),
+        "compression = true": "SQLParseException[Unsupported setting value: true. Supported values are: gzip]",
+        # The S3 plugin's S3Protocol, read when a shard's output is created.
+        "protocol = 'HTTP'": "SQLParseException[invalid protocol `HTTP`. Expected HTTP or HTTPS]",
+        "wait_for_completion = 'TRUE'": (
+            "SQLParseException[Failed to parse value [TRUE] as only [true] or [false] are allowed.]"
+        ),
+    }
+    for options, message in cases.items():
+        status, _, reply = http(double, {"stmt": copy.format(options)})
+        assert (status, reply["error"]) == (400, {"message": message, "code": 4000}), options
+    # An empty value is no value; the lower-case ones are accepted (and fail later, on the closed port).
+    for options in ("compression = ''", "compression = 'gzip', format = 'json_object', protocol = 'http'"):
+        assert refusal(double, copy.format(options)).startswith("SdkClientException[Unable to execute HTTP request")
+
+
+def test_date_trunc_is_timestamp_with_time_zone(double: CrateDouble, table: str) -> None:
+    sql(double, f'CREATE TABLE {table} ("local" TIMESTAMP WITHOUT TIME ZONE, "n" BIGINT)')
+    sql(double, f'INSERT INTO {table} ("local", "n") VALUES (?, ?)', ["2024-01-01T10:00:00", 1704067200123])
+    day = "date_trunc('day', \"local\")"
+    query = {"stmt": f"SELECT {day}, count(*) FROM {table} GROUP BY 1"}
+    status, _, reply = http(double, query, path="/_sql?types")
+    assert reply["rows"] == [[ms("2024-01-01T00:00:00"), 1]] and reply["col_types"] == [11, 10]
+    by_bigint = {"stmt": f"SELECT date_trunc('second', \"n\") AS s, count(*) FROM {table} GROUP BY 1"}
+    assert http(double, by_bigint, path="/_sql?types")[2]["col_types"] == [11, 10]
+    # Compared with date_trunc's result a string keeps its offset: it is cast to timestamp WITH time zone.
+    matching = f"SELECT count(*) FROM {table} WHERE {day} = ?"
+    assert sql(double, matching, ["2024-01-01T01:00:00+01:00"]) == [[1]]
+    assert sql(double, matching, ["2024-01-01T00:00:00+01:00"]) == [[0]]
+
+
+def test_five_digit_codes_get_cratedbs_http_status(double: CrateDouble, table: str) -> None:
+    from cratedb_export_tests.crate_double.errors import http_status
+
+    # HttpErrorStatus: five-digit codes sit in the range of their first three digits' status.
+    expected = {40000: 400, 40013: 400, 40410: 404, 40411: 404, 40910: 409, 40911: 409, 4290: 429, 4093: 409}
+    expected |= {4046: 404, 5005: 500, 5035: 503, 4037: 403}
+    assert {code: http_status(code) for code in expected} == expected
+    for unknown in (4009, 4050, 5007, 1234):
+        with pytest.raises(ValueError):
+            http_status(unknown)
+    seed(double, table)
+    double.faults.fail_next_copy("RoleUnknownException[Role 'x' does not exist]", 40410, files_written=0)
+    status, _, reply = http(double, {"stmt": f"COPY {table} TO DIRECTORY 's3://h:1/b'"})
+    assert (status, reply["error"]["code"]) == (404, 40410)
+    with pytest.raises(ValueError):
+        double.faults.fail_next_copy("X[y]", 4009)
+
+
+def test_request_bodies_are_refused_as_cratedbs_sql_request_parser(double: CrateDouble) -> None:
+    cases: list[tuple[Any, int, int, str]] = [
+        (b"", 400, 4000, "SQLParseException[Missing request body]"),
+        (
+            b"{not json",
+            400,
+            4000,
+            "SQLParseException[Can't parse [{not json]. Expecting payload with `stmt` string and `args` or "
+            "`bulk_args` arrays]",
+        ),
+        (
+            {"stmt": "SELECT 1", "nope": 1},
+            400,
+            4000,
+            'SQLParseException[Can\'t parse [{"stmt": "SELECT 1", "nope": 1}]. Expecting payload with `stmt` '
+            "string and `args` or `bulk_args` arrays]",
+        ),
+        # SQLParseSourceException has no status of its own: 5000, HTTP 500.
+        ({"args": []}, 500, 5000, "SQLParseSourceException[Field [stmt] is missing]"),
+        ({"stmt": ""}, 500, 5000, "SQLParseSourceException[Field [stmt] has no value]"),
+        ({"stmt": ["SELECT 1"]}, 500, 5000, "SQLParseSourceException[Field [stmt] has an invalid value]"),
+        (
+            {"stmt": "SELECT ?", "args": "x"},
+            500,
+            5000,
+            "SQLParseSourceException[`args` must start with an array, not `VALUE_STRING`]",
+        ),
+        (
+            {"stmt": "SELECT ?", "bulk_args": [1]},
+            500,
+            5000,
+            "SQLParseSourceException[`bulk_args` must contain a list of `args` (values list). Got unexpected: "
+            "VALUE_NUMBER]",
+        ),
+    ]
+    before = len(double.jobs_log)
+    for body, status, code, message in cases:
+        got_status, _, reply = http(double, body)
+        assert (got_status, reply["error"]) == (status, {"message": message, "code": code}), body
+    assert len(double.jobs_log) == before  # the request never became a statement
+    # A number is a statement too: its text, then the grammar's verdict.
+    assert http(double, {"stmt": 1})[2]["error"]["message"].startswith("SQLParseException[line 1:1: ")
+
+
+def test_messages_read_as_cratedbs(double: CrateDouble, table: str) -> None:
+    sql(double, f"CREATE TABLE {table} (a INTEGER, o OBJECT)")
+    cases = {
+        "SELECT 1abc FROM t": (
+            "SQLParseException[line 1:8: identifiers must not start with a digit; surround the identifier with "
+            "double quotes]"
+        ),
+        "SELECT `a` FROM t": (
+            "SQLParseException[line 1:8: backquoted identifiers are not supported; use double quotes to quote "
+            "identifiers]"
+        ),
+        f"SELECT a FROM {table}x": f"RelationUnknown[Relation '{table}x' unknown. Maybe you meant '{table}']",
+        f"SELECT a FROM doc.{table}x": f"RelationUnknown[Relation 'doc.{table}x' unknown. Maybe you meant '{table}']",
+        f"SELECT a FROM docc.{table}": "SchemaUnknownException[Schema 'docc' unknown. Maybe you meant 'doc']",
+        f"INSERT INTO {table} (a, a) VALUES (1, 2)": 'SQLParseException[column "a" specified more than once]',
+        "DROP TABLE sys.nodes": (
+            'OperationOnInaccessibleRelationException[The relation "sys.nodes" doesn\'t support or allow DROP '
+            "operations]"
+        ),
+        f"CREATE TABLE {table}_p (o OBJECT) PARTITIONED BY (o)": (
+            "SQLParseException[Cannot use column o of type object in PARTITIONED BY clause]"
+        ),
+        f"CREATE TABLE {table}_p (a INTEGER) PARTITIONED BY (b)": "ColumnUnknownException[Column b unknown]",
+        f"SELECT a FROM {table} WHERE a = ?": "SQLParseException[The query contains a parameter placeholder $1, "
+        "but there are only 0 parameter values]",
+    }
+    for stmt, message in cases.items():
+        assert refusal(double, stmt) == message, stmt
+    # Quoted when it must be (Identifiers.quoteIfNeeded): upper case or a reserved keyword.
+    sql(double, 'CREATE TABLE "Metrics" (a INTEGER)')
+    assert (
+        refusal(double, 'SELECT a FROM "Metric"')
+        == "RelationUnknown[Relation 'Metric' unknown. Maybe you meant '\"Metrics\"']"
+    )
+    status, _, reply = http(double, {"stmt": "SELECT ?", "args": [5]}, path="/_sql?types")
+    assert reply["col_types"] == [9]  # a JSON number that fits an int is an integer
+    assert refusal(double, f"SELECT a FROM {table} WHERE a = ?", [True]) == (
+        "SQLParseException[Cannot cast `true` of type `boolean` to type `integer`]"
+    )
 
 
 # -- command line ------------------------------------------------------------------------------------

@@ -11,8 +11,11 @@ silently accepted.
 What it covers:
 
 * HTTP: ``GET /`` node info with ``version.number``; ``POST /_sql[?types][&error_trace]`` with
-  ``args`` or ``bulk_args`` (gzip request bodies too); CrateDB's reply and error JSON, codes and
-  HTTP statuses; trust auth (user ``crate``) or HTTP Basic auth with a 401 plain-text refusal.
+  ``args`` or ``bulk_args`` (gzip request bodies too), refused as CrateDB's ``SQLRequestParser``
+  refuses them; CrateDB's reply and error JSON, ``col_types`` (integer literals and parameters are
+  ``integer`` when they fit, ``date_trunc`` is ``timestamp with time zone``), codes and the HTTP
+  statuses CrateDB's ``HttpErrorStatus`` gives them (five-digit codes included); trust auth (user
+  ``crate``) or HTTP Basic auth with a 401 plain-text refusal.
 * CREATE TABLE [IF NOT EXISTS] with BIGINT, INTEGER, TEXT, DOUBLE/REAL, BOOLEAN, TIMESTAMP WITH/WITHOUT
   TIME ZONE, OBJECT[(DYNAMIC)], ARRAY(...), generated ``date_trunc('<unit>', "ts")`` columns,
   ``CLUSTERED INTO n SHARDS``, ``PARTITIONED BY (col)``, ``WITH (column_policy, number_of_replicas,
@@ -41,10 +44,12 @@ What it covers:
 * COPY TO DIRECTORY 's3://...' as CrateDB 5.x runs it: one object per shard read, named
   ``<table>_<shard>_<partitionIdent>.json[.gz]`` (the ident is CrateDB's exact encoding), NDJSON lines,
   column lists, json_object / json_array, gzip, partition pruning for ``date_trunc`` partition
-  columns, ``wait_for_completion``; ``s3://`` URIs parsed like ``java.net.URI`` and CrateDB's
-  ``S3URI`` (including the ``Invalid uri '<uri with credentials>'`` error); objects written with
-  boto3 multipart uploads to the URI's ``host:port``; S3 failures as ``AmazonS3Exception`` /
-  ``SdkClientException`` (5000), as CrateDB up to 6.2 reports them.
+  columns, ``wait_for_completion``; WITH values checked as CrateDB does (case-sensitive
+  ``compression`` / ``format`` / ``protocol``, an unquoted word is a column); ``s3://`` URIs
+  parsed like ``java.net.URI`` and CrateDB's ``S3URI`` (including the ``Invalid uri '<uri with
+  credentials>'`` error); objects written with boto3 multipart uploads to the URI's ``host:port``;
+  S3 failures as ``AmazonS3Exception`` / ``SdkClientException`` (5000), as CrateDB up to 6.2
+  reports them.
 * Test-only fault injection (``CrateDouble.faults`` or ``POST /_double/faults``): failing,
   delayed and truncated answers; slow COPYs that outlive their client, COPYs that fail half-way with
   CrateDB's messages (S3 access denied per version, a participating node disconnected) and are

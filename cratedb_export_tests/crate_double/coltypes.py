@@ -26,6 +26,7 @@ _SCALARS = {
     "timestamptz": ("timestamp with time zone", 11),
     "timestamp": ("timestamp without time zone", 15),
     "object": ("object", 12),
+    "undefined": ("undefined", 0),
 }
 _ALIASES = {
     "BIGINT": "bigint", "LONG": "bigint", "INT8": "bigint",
@@ -71,6 +72,7 @@ BOOLEAN = ColumnType("boolean")
 OBJECT = ColumnType("object")
 TIMESTAMPTZ = ColumnType("timestamptz")
 TIMESTAMP = ColumnType("timestamp")
+UNDEFINED = ColumnType("undefined")
 
 
 def parse_type(words: str) -> ColumnType:
@@ -101,9 +103,20 @@ def infer_type(value: Any) -> ColumnType:
     return TEXT
 
 
+def value_type(value: Any) -> ColumnType:
+    """The type of a literal or parameter value: AstBuilder makes an integer literal INTEGER when it
+    fits 31 bits, else BIGINT, and ``DataTypes.guessType`` types JSON parameters the same way
+    (Jackson reads them as Integer or Long). NULL is ``undefined`` (type id 0)."""
+    if value is None:
+        return UNDEFINED
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31:
+        return INTEGER
+    return infer_type(value)
+
+
 def source_type_name(value: Any) -> str:
     """How a cast error names the type of a value that came from a literal or parameter."""
-    return infer_type(value).sql_name if value is not None else "undefined"
+    return value_type(value).sql_name
 
 
 def cast(value: Any, target: ColumnType) -> Any:

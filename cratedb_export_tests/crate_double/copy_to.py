@@ -66,10 +66,11 @@ def copy_to(
         partition = _partition_clause(stmt, table, target.assignment())
         partitions = dict(table.partitions)
         rows = list(table.rows)
-    options = _options(stmt, node.withProperties(), columns_defined=bool(columns))
+    options = _options(stmt, table, node.withProperties(), columns_defined=bool(columns))
     directory = stmt.constant(node.expr())
     if not isinstance(directory, str):
-        raise sql_parse(f"fileUri must be of type STRING. Got {coltypes.source_type_name(directory)}")
+        # CrateDB casts it with StringType.sanitizeValue: a ClassCastException or NPE, not modelled.
+        raise not_in_double(f"a COPY TO directory of type {coltypes.source_type_name(directory)}")
     shards = _shards(table, partition, partitions, where)
     docs: dict[tuple[str, int], list[dict[str, Any]]] = {key: [] for key in shards}
     for row in rows:
@@ -112,7 +113,7 @@ def _run_quietly(files: list[ShardFile], options: Options, writer: s3.S3Writer, 
 def _column(stmt: Statement, table: Table, node: Any) -> Col:
     expr = stmt.expr(node)
     if not isinstance(expr, Col):
-        raise sql_parse(f"COPY TO only supports column references, got `{node.getText()}`")
+        raise not_in_double(f"COPY TO of the expression `{node.getText()}`; only column references")
     table.column_type(expr.path)
     return expr
 
@@ -138,28 +139,26 @@ def _partition_clause(stmt: Statement, table: Table, assignments: list[Any]) -> 
     return ident
 
 
-def _options(stmt: Statement, with_node: Any, columns_defined: bool) -> Options:
+def _options(stmt: Statement, table: Table, with_node: Any, columns_defined: bool) -> Options:
+    """WITH values as CrateDB's CopyToPlan.bind reads them: compression and format through
+    ``Validators.stringValidator`` (case-sensitive, lower case), wait_for_completion as a strict
+    boolean. An unquoted word is analysed as a column of the table (``NameFieldProvider``)."""
     values: dict[str, Any] = {}
     for key, node in generic_properties(with_node):
         expr = stmt.expr(node)
         if isinstance(expr, Col):
-            raise unsupported(
-                "Columns cannot be used in this context. "
-                f"Maybe you wanted to use a string literal which requires single quotes: '{expr.name}'"
-            )
+            table.column_type(expr.path)  # ColumnUnknownException, as CrateDB's analyzer raises
+            raise not_in_double(f"the column {expr.name} as the value of {key}")
         values[key] = _setting_string(stmt.value(expr))
-    compression = _enum(values.get("compression"), "CompressionType", {"GZIP"})
-    output_format = _enum(values.get("format"), "OutputFormat", {"JSON_OBJECT", "JSON_ARRAY"})
-    if not columns_defined and output_format == "JSON_ARRAY":
+    compression = _allowed(values.get("compression"), ("gzip",))
+    output_format = _allowed(values.get("format"), ("json_array", "json_object"))
+    if not columns_defined and output_format == "json_array":
         raise unsupported("Output format not supported without specifying columns.")
-    protocol = values.get("protocol", "https")
-    if protocol not in ("http", "https"):
-        raise sql_parse(f"Invalid protocol `{protocol}`. Expected HTTP or HTTPS")
     wait = values.get("wait_for_completion", "true")
     if wait not in ("true", "false"):
         raise sql_parse(f"Failed to parse value [{wait}] as only [true] or [false] are allowed.")
-    json_array = output_format == "JSON_ARRAY" or (output_format is None and columns_defined)
-    return Options(compression == "GZIP", json_array, protocol, wait == "true")
+    json_array = output_format == "json_array" or (output_format is None and columns_defined)
+    return Options(compression == "gzip", json_array, values.get("protocol", "https"), wait == "true")
 
 
 def _setting_string(value: Any) -> str:
@@ -169,12 +168,20 @@ def _setting_string(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _enum(value: str | None, enum: str, allowed: set[str]) -> str | None:
+def _allowed(value: str | None, allowed: tuple[str, ...]) -> str | None:
+    """``Validators.StringValidatorAllowedValuesOnly``: exact (case-sensitive) values; an empty string
+    means not given. Numbers and booleans are refused like any other value outside the list."""
     if not value:
         return None
-    if value.upper() not in allowed:
-        raise sql_parse(f"No enum constant io.crate.execution.dsl.projection.WriterProjection.{enum}.{value.upper()}")
-    return value.upper()
+    if value not in allowed:
+        raise sql_parse(f"Unsupported setting value: {value}. Supported values are: {', '.join(sorted(allowed))}")
+    return value
+
+
+def _check_protocol(protocol: str) -> None:
+    """The S3 plugin's ``S3Protocol`` setting, read when a shard's output is created."""
+    if protocol not in ("http", "https"):
+        raise sql_parse(f"invalid protocol `{protocol}`. Expected HTTP or HTTPS")
 
 
 def _shards(
@@ -235,6 +242,7 @@ def _drop_lines(files: list[ShardFile], drop: int) -> None:
 def _write(files: list[ShardFile], options: Options, writer: s3.S3Writer, abandoned: ShardFile | None) -> None:
     for file in files:
         target = _target(file.uri)
+        _check_protocol(options.protocol)
         body = b"".join(line + b"\n" for line in file.lines)
         data = gzip.compress(body, mtime=0) if options.gzip else body
         if file is abandoned:

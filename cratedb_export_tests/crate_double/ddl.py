@@ -7,7 +7,7 @@ from typing import Any
 from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 
 from . import coltypes
-from .errors import not_in_double, sql_parse
+from .errors import column_unknown, not_in_double, operation_not_allowed, sql_parse
 from .sqltree import Col, Func, Lit, generic_properties, ident, text_of, words
 from .statement import Relation, Statement
 from .tables import Catalog, Column, Table
@@ -100,10 +100,10 @@ def _layout(stmt: Statement, node: P.PartitionedByOrClusteredIntoContext, table:
             raise not_in_double("PARTITIONED BY anything but one top-level column")
         column = exprs[0].path[0]
         if column not in table.columns:
-            raise sql_parse(f"Cannot use non-existing column {column} as partitioned column")
+            raise column_unknown(column)  # TableElementsAnalyzer
         column_type = table.columns[column].type
         if column_type.kind in ("object", "array"):
-            raise sql_parse(f"Cannot use column {column} of type {column_type.sql_name} as partitioned column")
+            raise sql_parse(f"Cannot use column {column} of type {column_type.sql_name} in PARTITIONED BY clause")
         table.partitioned_by = column
 
 
@@ -113,7 +113,7 @@ def drop_table(stmt: Statement, catalog: Catalog) -> int:
         raise not_in_double(f"`{text_of(drop)}`")
     schema, name, qualified = table_name(stmt, drop.table())
     if schema in READ_ONLY_SCHEMAS:
-        raise sql_parse(f'The relation "{schema}.{name}" doesn\'t support or allow DROP operations')
+        raise operation_not_allowed(f"{schema}.{name}", "DROP")
     return 1 if catalog.drop(schema, name, if_exists=drop.EXISTS() is not None, qualified=qualified) else 0
 
 

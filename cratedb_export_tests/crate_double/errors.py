@@ -10,14 +10,30 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-_STATUS_BY_CODE = {4000: 400, 4003: 400, 4004: 400, 4007: 400, 4010: 401, 4011: 401}
+# CrateDB's ``HttpErrorStatus`` (io.crate.rest.action, 6.4.3): every error code it defines, with the
+# HTTP status it is answered with. Five-digit codes belong to the range of their first three digits'
+# status (40410 is a 404, 40910 a 409), so ``code // 10`` is wrong for them; a code missing here is
+# not one CrateDB answers.
+_STATUS_BY_CODE = {
+    **dict.fromkeys((4000, 4001, 4002, 4003, 4004, 4005, 4006, 4007, 4008, 40000, 40010, 40011, 40012, 40013), 400),
+    **dict.fromkeys((4010, 4011), 401),
+    **dict.fromkeys(range(4030, 4038), 403),
+    **dict.fromkeys((*range(4040, 4050), 40410, 40411), 404),
+    **dict.fromkeys((*range(4090, 4100), 40910, 40911), 409),
+    4290: 429,
+    **dict.fromkeys(range(5000, 5007), 500),
+    **dict.fromkeys(range(5030, 5036), 503),
+}
 
 DOUBLE_NAME = "the CrateDB test double"
 
 
 def http_status(code: int) -> int:
-    """Map a CrateDB error code to its HTTP status (reference §5): 4041 -> 404, 5030 -> 503, ..."""
-    return _STATUS_BY_CODE.get(code, code // 10)
+    """The HTTP status CrateDB answers an error code with, as its ``HttpErrorStatus`` maps them."""
+    try:
+        return _STATUS_BY_CODE[code]
+    except KeyError:
+        raise ValueError(f"{code} is not an error code CrateDB's HttpErrorStatus defines") from None
 
 
 class CrateError(Exception):
@@ -25,6 +41,7 @@ class CrateError(Exception):
 
     def __init__(self, name: str, text: str, code: int) -> None:
         super().__init__(f"{name}[{text}]")
+        http_status(code)  # only codes CrateDB answers with
         self.name = name
         self.text = text
         self.code = code

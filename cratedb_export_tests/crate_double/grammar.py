@@ -67,8 +67,27 @@ def parse(stmt: str) -> Parsed:
         line, column, msg = collector.errors[0]
         # CrateDB's ParsingException reports a 1-based column.
         raise sql_parse(f"line {line}:{column + 1}: {msg}")
+    _refuse_identifiers(tree)
     placeholders = tuple(t.tokenIndex for t in tokens.tokens if t.type == SqlBaseLexer.QUESTION)
     return Parsed(tree.statement(), placeholders)
+
+
+_IDENTIFIER_ERRORS = {
+    "DigitIdentifierContext": "identifiers must not start with a digit; surround the identifier with double quotes",
+    "BackQuotedIdentifierContext": "backquoted identifiers are not supported; use double quotes to quote identifiers",
+}
+
+
+def _refuse_identifiers(node: object) -> None:
+    """What CrateDB's AstBuilder refuses while it walks the tree (``exitDigitIdentifier``, ...)."""
+    if isinstance(node, TerminalNode):
+        return
+    for child in node.getChildren():  # type: ignore[attr-defined]
+        _refuse_identifiers(child)
+    message = _IDENTIFIER_ERRORS.get(type(node).__name__)
+    if message is not None:
+        token = node.start  # type: ignore[attr-defined]
+        raise sql_parse(f"line {token.line}:{token.column + 1}: {message}")
 
 
 def _expression_kinds(text: str) -> set[str]:

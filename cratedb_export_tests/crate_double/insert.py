@@ -19,14 +19,15 @@ def insert(stmt: Statement, catalog: Catalog, resolve: Callable[[Relation, str],
         raise not_in_double("INSERT with ON CONFLICT or RETURNING")
     table = resolve(table_name(stmt, node.table()), "INSERT")
     columns = [ident(part) for part in node.ident()] or list(table.columns)
-    if len(set(columns)) != len(columns):
-        raise sql_parse("column names in INSERT must be unique")
+    for number, column in enumerate(columns):
+        if column in columns[:number]:
+            raise sql_parse(f'column "{column}" specified more than once')  # InsertAnalyzer
     rows = [[stmt.constant(expr) for expr in values.expr()] for values in _values(node.insertSource())]
     with catalog.lock:
         prepared = []
         for row in rows:
             if len(row) != len(columns):
-                raise sql_parse(f"INSERT has {len(row)} values for {len(columns)} columns")
+                raise not_in_double("INSERT with a different number of columns and values")
             prepared.append(table.prepare(dict(zip(columns, row, strict=True))))
         for doc in prepared:
             table.store(catalog.next_row_id(), doc)

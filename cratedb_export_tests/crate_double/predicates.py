@@ -80,8 +80,8 @@ class Binder:
         if isinstance(source, Lit):
             return Lit(coltypes.date_trunc(unit.value, coltypes.cast(source.value, coltypes.TIMESTAMPTZ)))
         source_type = self.type_of(source)
-        if source_type is None or not source_type.is_timestamp:
-            raise not_in_double("date_trunc on anything but a timestamp column")
+        if source_type is None or not (source_type.is_timestamp or source_type == coltypes.BIGINT):
+            raise not_in_double("date_trunc on anything but a timestamp or bigint column")
         coltypes.date_trunc(unit.value, None)  # refuses units the double does not know
         return Func("date_trunc", (unit, source))
 
@@ -89,7 +89,7 @@ class Binder:
         if isinstance(expr, Col):
             return self._table.column_type(expr.path)
         if isinstance(expr, Func):
-            return self.type_of(expr.args[1])
+            return coltypes.TIMESTAMPTZ  # date_trunc(unit, ts) is timestamp with time zone for every ts type
         return None
 
 

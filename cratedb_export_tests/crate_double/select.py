@@ -88,7 +88,8 @@ def _grouped(stmt: Statement, table: Table, binder: Binder, items: list[Any], sp
     for item, output in zip(items, outputs, strict=True):
         if output is not None and output not in keys:
             raise sql_parse(
-                f"'{text_of(item.expr())}' must appear in the GROUP BY clause or be used in an aggregation function"
+                f"'{text_of(item.expr())}' must appear in the GROUP BY clause or be used in an aggregation function. "
+                "Perhaps you grouped by an alias that clashes with a column in the relations"
             )
     groups = Counter(tuple(evaluate(key, doc) for key in keys) for doc in docs)
     rows = [
@@ -114,8 +115,7 @@ def _constants(stmt: Statement, items: list[Any]) -> Result:
             raise not_in_double("SELECT * without FROM")
         values.append(stmt.constant(item.expr()))
         names.append(ident(item.ident()) if item.ident() else text_of(item.expr()))
-    types = [coltypes.infer_type(v).type_id if v is not None else 0 for v in values]
-    return names, types, [values]
+    return names, [coltypes.value_type(v).type_id for v in values], [values]
 
 
 def _relation(stmt: Statement, relation: Any) -> Relation:

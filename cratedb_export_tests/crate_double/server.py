@@ -25,7 +25,6 @@ from .errors import CrateError, sql_parse
 from .faults import Faults, node_id
 
 FAULTS_PATH = "/_double/faults"
-_BODY_KEYS = {"stmt", "args", "bulk_args"}
 
 
 class CrateDouble:
@@ -266,19 +265,69 @@ def _flag(query: dict[str, list[str]], name: str) -> bool:
 
 
 def _parse_request(body: bytes) -> dict[str, Any]:
-    """The ``{"stmt", "args" | "bulk_args"}`` body, refused like CrateDB's SQLRequestParser."""
+    """The ``{"stmt", "args" | "bulk_args"}`` body, refused as CrateDB's ``SQLRequestParser`` refuses it:
+    SQLParseException (4000) for a missing or unparsable body or an unknown field, and
+    ``SQLParseSourceException`` (an ElasticsearchException without an own status: 5000, HTTP 500) for
+    fields of the wrong shape. Nothing of this reaches sys.jobs_log."""
+    if not body:
+        raise sql_parse("Missing request body")
+    source = body.decode("utf-8", "replace")
+    cannot_parse = sql_parse(
+        f"Can't parse [{source}]. Expecting payload with `stmt` string and `args` or `bulk_args` arrays"
+    )
     try:
         request = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise sql_parse(f"Failed to parse source [{body.decode('utf-8', 'replace')}]") from None
-    if not isinstance(request, dict) or not isinstance(request.get("stmt"), str):
-        raise sql_parse("Field [stmt] was not specified")
-    unknown = set(request) - _BODY_KEYS
-    if unknown:
-        raise sql_parse(f"Failed to parse source [{body.decode('utf-8', 'replace')}]: unknown keys {sorted(unknown)}")
-    args, bulk_args = request.get("args"), request.get("bulk_args")
-    if args is not None and not isinstance(args, list):
-        raise sql_parse("Field [args] must be an array")
-    if bulk_args is not None and not (isinstance(bulk_args, list) and all(isinstance(r, list) for r in bulk_args)):
-        raise sql_parse("Field [bulk_args] must be an array of arrays")
-    return request
+        raise cannot_parse from None
+    if not isinstance(request, dict):
+        raise cannot_parse
+    parsed: dict[str, Any] = {}
+    for key, value in request.items():
+        if key == "stmt":
+            if value is None or isinstance(value, dict | list):
+                raise _source_error("Field [stmt] has an invalid value")
+            text = _java_text(value)
+            if not text:
+                raise _source_error("Field [stmt] has no value")
+            parsed["stmt"] = text
+        elif key == "args":
+            if not isinstance(value, list):
+                raise _source_error(f"`args` must start with an array, not `{_token(value)}`")
+            parsed["args"] = value
+        elif key == "bulk_args":
+            if not isinstance(value, list):
+                raise _source_error("Field [bulk_args] has an invalid value")
+            for row in value:
+                if not isinstance(row, list):
+                    raise _source_error(
+                        f"`bulk_args` must contain a list of `args` (values list). Got unexpected: {_token(row)}"
+                    )
+            parsed["bulk_args"] = value
+        else:
+            raise cannot_parse  # "No parser for element [...]", re-thrown as the generic parse error
+    if "stmt" not in parsed:
+        raise _source_error("Field [stmt] is missing")
+    return parsed
+
+
+def _source_error(text: str) -> CrateError:
+    return CrateError("SQLParseSourceException", text, 5000)
+
+
+def _token(value: Any) -> str:
+    """The name of the XContent token a JSON value starts with."""
+    if value is None:
+        return "VALUE_NULL"
+    if isinstance(value, bool):
+        return "VALUE_BOOLEAN"
+    if isinstance(value, int | float):
+        return "VALUE_NUMBER"
+    if isinstance(value, str):
+        return "VALUE_STRING"
+    return "START_OBJECT" if isinstance(value, dict) else "START_ARRAY"
+
+
+def _java_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
