@@ -17,7 +17,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -266,11 +266,13 @@ class MultipartUpload:
     """A writable stream into one S3 object, sent in parts of `part_size`; the object exists only once
     `complete()` succeeded, so a failure anywhere before leaves nothing a reader could pick up."""
 
-    def __init__(self, client, directory: DayDirectory, name: str, upload_id: str, part_size: int = 8 << 20) -> None:
+    def __init__(
+        self, client: Any, directory: DayDirectory, name: str, upload_id: str, part_size: int = 8 << 20
+    ) -> None:
         self._client, self._directory, self.name, self._id = client, directory, name, upload_id
         self._part_size = part_size
         self._pending = bytearray()
-        self._parts: list[dict] = []
+        self._parts: list[dict[str, Any]] = []
         self.size = 0
         self.closed = False
 
@@ -280,7 +282,7 @@ class MultipartUpload:
     def tell(self) -> int:
         return self.size
 
-    def write(self, data) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         self._pending += data
         self.size += len(data)
         if len(self._pending) >= self._part_size:

@@ -13,6 +13,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -48,7 +49,7 @@ class ParquetDayWriter:
     def __init__(
         self,
         columns: Sequence[tuple[str, str]],
-        sink,
+        sink: Any,  # a writable binary file-like object
         *,
         what: str,
         metadata: dict[str, str] | None = None,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import NoReturn
 
 import orjson
 import pyarrow as pa
@@ -183,7 +184,7 @@ def _json_texts(values: list, data_type: str) -> list:
     if data_type.lower().endswith("_array"):
         element = data_type.lower()[: -len("_array")]
         return [None if v is None else _json_texts(v, element) if isinstance(v, list) else _bad(v) for v in values]
-    out = []
+    out: list[bytes | None] = []
     dumps = orjson.dumps
     for value in values:
         if value is None:
@@ -216,7 +217,7 @@ class NonFinite(float):
     column holds it as is; JSON text cannot, so such a value in an object fails the day."""
 
 
-def _bad(value: object):
+def _bad(value: object) -> NoReturn:
     raise Unrepresentable(f"expected a JSON array, got {_show(value)}")
 
 
