@@ -312,3 +312,44 @@ def test_a_json_day_records_its_columns_too(export_env, instance, s3, bucket, me
     (event,) = instance.fetch_materializations(AssetKey(["cratedb_export", "doc", metrics.name]), limit=5).records
     schema = event.asset_materialization.metadata["dagster/column_schema"].value
     assert [(c.name, c.type) for c in schema.columns] == [(c["name"], c["data_type"]) for c in manifest["columns"]]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        lambda double: double.faults.truncate_next_copy(drop_rows=1),
+        lambda double: double.faults.inflate_next_copy_rowcount(extra=2),
+    ],
+    ids=["object shorter than reported", "rowcount higher than written"],
+)
+def test_a_parquet_day_that_does_not_add_up_leaves_no_parquet_and_no_marker(
+    export_env, instance, s3, bucket, metrics, double, fault
+):
+    spec = spec_for(metrics, bucket, format="parquet", directory=HIVE)
+    prefix = f"{metrics.name}/dt={D1.isoformat()}/"
+    fault(double)
+    result = run_export([spec], instance, partition=D1.isoformat())
+    assert not result.success
+    message = failure_message(result)
+    assert "does not match" in message and "copy_rowcount=" in message and "source_rows=" in message
+    left = list_keys(s3.client(), bucket, prefix)
+    assert not [k for k in left if k.endswith((".parquet", "_SUCCESS"))], left  # only staging may remain
+    assert not s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+    # The next run clears the staging and leaves one clean, marked day.
+    assert run_export([spec], instance, partition=D1.isoformat()).success
+    assert len(list_keys(s3.client(), bucket, prefix)) == 3
+
+
+def test_a_parquet_day_whose_copy_answer_was_lost_is_converted_from_the_staged_files(
+    export_env, monkeypatch, instance, s3, crate, bucket, metrics, double
+):
+    monkeypatch.setenv("CRATEDB_URL", f"{crate.url} {crate.url.replace('127.0.0.1', 'localhost')}")
+    monkeypatch.setenv("CRATEDB_TIMEOUT", "1")
+    double.faults.slow_next_copy(seconds=3)
+    result = run_export([spec_for(metrics, bucket, format="parquet", directory=HIVE)], instance, partition="2024-03-31")
+    assert result.success, failure_message(result)
+    manifest = _manifest(s3, bucket, f"{metrics.name}/dt=2024-03-31/")
+    assert manifest["copy_answer"].startswith("answer lost; sys.jobs_log shows job")
+    assert manifest["totals"]["copy_rowcount"] is None
+    assert manifest["totals"]["source_rows"] == manifest["totals"]["exported_rows"] == len(metrics.rows_by_day[D1])
+    assert manifest["files"][0]["name"].endswith(".parquet")
