@@ -1,8 +1,10 @@
-"""Part 3: peak memory while verifying one large exported day (one gzip NDJSON object of >= 1 GiB).
+"""Part 3: peak memory while verifying one large exported day (one gzip NDJSON object of >= 1 GiB), and
+while turning the same day into Parquet (`format: parquet`).
 
 The object is generated and uploaded as a stream (multipart upload, one compressed part in memory at a
 time), so the benchmark itself stays small; then a fresh process counts its rows with the package's
-`ObjectStore.count_rows`, exactly as read-back verification does.
+`ObjectStore.count_rows`, exactly as read-back verification does; then the object is copied (in S3) into
+a Parquet day's staging directory and another fresh process converts it with `formats.publish_parquet`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ MIN_UNCOMPRESSED = 1 << 30
 PART_SIZE = 8 << 20  # S3 wants >= 5 MiB per part but the last
 ROWS_PER_BLOCK = 20_000
 CHILD = Path(__file__).resolve().parent / "child_count_rows.py"
+PARQUET_CHILD = Path(__file__).resolve().parent / "child_to_parquet.py"
+PARQUET_PREFIX = "metrics/dt=2024-06-15/"
 DAY_START_MS = 1718409600000  # 2024-06-15T00:00:00Z
 # What CrateDB's COPY TO writes for the tutorial's metrics table (the stored document, the generated
 # partition column as a string since 5.9), with values that vary like real telemetry.
@@ -129,6 +133,42 @@ def count_in_fresh_process(services: Services, upload: Upload) -> Count:
     return Count(
         rows=result["rows"],
         seconds=result["count_s"],
+        baseline_rss_mib=result["baseline_rss_kib"] / 1024,
+        peak_rss_mib=result["peak_rss_kib"] / 1024,
+        setup_s=result["setup_s"],
+    )
+
+
+@dataclass(frozen=True)
+class Conversion:
+    rows: int
+    seconds: float
+    parquet_bytes: int
+    baseline_rss_mib: float
+    peak_rss_mib: float
+    setup_s: float
+
+
+def convert_in_fresh_process(services: Services, upload: Upload) -> Conversion:
+    """`formats.publish_parquet` on the object, staged as CrateDB would stage it, in a process of its own."""
+    client = services.s3.client()
+    staged = PARQUET_PREFIX + "_staging/" + KEY.rsplit("/", 1)[1]
+    client.copy_object(Bucket=BUCKET, Key=staged, CopySource={"Bucket": BUCKET, "Key": KEY})
+    result = run_child(
+        PARQUET_CHILD,
+        *(services.s3.endpoint, BUCKET, PARQUET_PREFIX, str(upload.rows)),
+        what="converting to Parquet",
+        ACCESS_KEY_ID=ACCESS_KEY,
+        SECRET_ACCESS_KEY=SECRET_KEY,
+    )
+    if result["staged"] != [[staged, upload.compressed]]:
+        raise RuntimeError(f"the staging directory held {result['staged']}, expected only {staged}")
+    if [key for key, _ in result["left"]] != [PARQUET_PREFIX + "metrics_2024-06-15.parquet"]:
+        raise RuntimeError(f"the Parquet day holds {result['left']}, expected its Parquet file only")
+    return Conversion(
+        rows=result["rows"],
+        seconds=result["convert_s"],
+        parquet_bytes=result["parquet_bytes"],
         baseline_rss_mib=result["baseline_rss_kib"] / 1024,
         peak_rss_mib=result["peak_rss_kib"] / 1024,
         setup_s=result["setup_s"],

@@ -101,6 +101,7 @@ def _asset_spec(spec: ExportSpec, sources: tuple[str, ...]) -> AssetSpec:
             "timestamp_column": spec.timestamp_column,
             "directory": f"s3://{layout}",
             "compression": spec.compression or "none",
+            "format": spec.format,
             "verification": spec.verify,
             "freshness_deadline": spec.freshness_deadline or "none",
         },

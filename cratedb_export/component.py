@@ -150,7 +150,7 @@ class CrateDBExportComponent(Component, Resolvable, Model):
 
     exports: list[Any] = Field(
         description="Tables to export: entries with the fields of an exports.yaml entry — table, "
-        "timestamp_column, target (required); start_date, columns, compression, directory, timezone, verify, "
+        "timestamp_column, target (required); start_date, columns, compression, format, directory, timezone, verify, "
         "description (optional). Validated when the code location loads."
     )
     defaults: dict[str, Any] | None = Field(None, description="Fields applied to every entry of exports")

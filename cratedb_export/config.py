@@ -56,6 +56,11 @@ class ExportSpec(BaseModel):
     start_date: date = Field(DEFAULT_START_DATE, description="First day (partition) to export")
     columns: tuple[str, ...] | None = Field(None, description="Columns to export; all when omitted")
     compression: Literal["gzip"] | None = None
+    format: Literal["json", "parquet"] = Field(
+        "json",
+        description="json: the day's files are CrateDB's NDJSON; parquet: CrateDB's NDJSON (gzip) is staged and "
+        "converted into one Parquet file per day",
+    )
     directory: str = Field(
         DEFAULT_DIRECTORY,
         validate_default=True,
@@ -167,6 +172,11 @@ class ExportSpec(BaseModel):
                     "target a path below the bucket, e.g. bucket/table"
                 )
         return value
+
+    @property
+    def copy_compression(self) -> str | None:
+        """The compression of the files COPY writes: a Parquet day's staged NDJSON is always gzip."""
+        return "gzip" if self.format == "parquet" else self.compression
 
     @property
     def schema_name(self) -> str:

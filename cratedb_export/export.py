@@ -22,6 +22,7 @@ from .config import ExportSpec
 from .copy_jobs import CopyOutcome, CopyRunner, CopyTag, day_copy_running
 from .cratedb import CrateDB, RetryPolicy
 from .errors import CopyOutcomeUnknown, ExportError, PermanentError, TransientError, VerificationError
+from .formats import column_schema, staging_directory
 from .lease import DayLeases, Holder
 from .schema import SourceTable, read_source_table
 from .source import SourceCounts
@@ -58,6 +59,7 @@ class DayExport:
     files: list[ExportedFile] = field(default_factory=list)
     removed_before: int = 0
     crate_version: str = "unknown"
+    columns: tuple = ()  # (name, CrateDB type) of the exported columns, as read when the run started
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -89,6 +91,8 @@ class DayExport:
             "timestamp_column": self.spec.timestamp_column,
             "directory": self.display_uri,
             "compression": self.spec.compression,
+            "format": self.spec.format,
+            "columns": column_schema(self.columns, self.spec.format),
             "verification": self.spec.verify,
             "files": [f.__dict__ for f in self.files],
             "totals": {**self.verified_counts, "files": len(self.files), "bytes": self.total_bytes},
@@ -201,7 +205,9 @@ def export_day(
     table = run.table(spec)
     window = table.window(day)
     directory = spec.directory_for(day)
-    uri = target_uri(directory, run.access)
+    # A Parquet day's NDJSON goes to a staging directory below the day's (formats/__init__.py says why).
+    copy_to = staging_directory(directory) if spec.format == "parquet" else directory
+    uri = target_uri(copy_to, run.access)
     protocol = run.access.protocol if run.access.endpoint else None
     result = DayExport(
         spec=spec,
@@ -211,6 +217,7 @@ def export_day(
         statement="",
         window_reading=table.window_reading,
         crate_version=run.cluster.version,
+        columns=tuple((c.name, c.data_type) for c in table.exported_columns),
     )
     what = f"{spec.table} {day.isoformat()}"
     clock = _Stopwatch(result.timings)
@@ -246,7 +253,10 @@ def export_day(
                 run.sleep(pause)
         if result.removed_before:
             log(f"{what}: removed {result.removed_before} object(s) left by an earlier attempt")
-        _verify(run, spec, window, directory, batch, outcome, result, clock)
+        _verify(run, spec, window, copy_to, batch, outcome, result, clock)
+        if spec.format == "parquet":
+            with clock("parquet"):
+                _to_parquet(run, spec, directory, result)
         with clock("mark"):
             run.store.put_json(directory, MANIFEST, result.manifest())
             run.store.put_marker(directory)
@@ -273,7 +283,8 @@ def _verify(
         objects = [o for o in run.store.list_directory(directory) if o.key != directory.key(LEASE)]
         _check_names(spec, directory, objects)
         # Without COPY's own rowcount, only the files themselves can show the day is complete.
-        read_back = spec.verify == "read_back" or outcome.rowcount is None
+        # (A Parquet day's rows are counted when it is converted.)
+        read_back = (spec.verify == "read_back" and spec.format == "json") or outcome.rowcount is None
         result.files = [
             ExportedFile(o.name, o.size, _rows(run.store, directory, o) if read_back else None) for o in objects
         ]
@@ -287,6 +298,24 @@ def _verify(
             "while it was exported, or for S3 write errors in CrateDB's log.",
             counts=result.verified_counts,
         )
+
+
+def _to_parquet(run: ExportRun, spec: ExportSpec, directory: DayDirectory, result: DayExport) -> None:
+    """Turn the verified, staged NDJSON into the day's Parquet file; its rows must match the other counts."""
+    from .formats.publish import publish_parquet  # pyarrow only where a day is Parquet
+
+    day = result.window.day.isoformat()
+    published = publish_parquet(
+        run.store,
+        result.columns,
+        directory,
+        file_name=f"{spec.table_name}_{day}.parquet",
+        what=f"{spec.table} {day}",
+        counts=result.verified_counts,
+        metadata={"table": spec.table, "day": day, "columns": [list(c) for c in result.columns]},
+    )
+    result.files = [ExportedFile(published.name, published.size, published.rows)]
+    result.exported_rows = published.rows
 
 
 # CrateDB (5.10 and 6.4 alike) closes each file of a COPY with a column list twice; uncompressed, the second
@@ -311,7 +340,7 @@ def _rows(store: ObjectStore, directory: DayDirectory, obj: StoredObject) -> int
 
 def _check_names(spec: ExportSpec, directory: DayDirectory, objects: list[StoredObject]) -> None:
     """Only COPY's own files may be in the directory after it ran; anything else would be read as data."""
-    ext = r"\.gz" if spec.compression else ""
+    ext = r"\.gz" if spec.copy_compression else ""
     pattern = re.compile(_DATA_FILE.format(table=re.escape(spec.table_name), ext=ext))
     strays = [o.name for o in objects if "/" in o.key[len(directory.prefix) :] or not pattern.match(o.name)]
     if strays:

@@ -108,6 +108,7 @@ def day_metadata(
             "duration_s": MetadataValue.float(round(sum(result.timings.values()), 3)),
             "copy_duration_s": MetadataValue.float(result.timings.get("copy", 0.0)),
             "removed_before": MetadataValue.int(result.removed_before),
+            "format": MetadataValue.text(result.spec.format),
         }
     )
     if columns is not None:

@@ -41,8 +41,8 @@ def copy_statement(
     if spec.columns:
         columns = " (" + ", ".join(quote_column(c) for c in spec.columns) + ")"
     options = []
-    if spec.compression:
-        options.append(f"compression = '{spec.compression}'")
+    if spec.copy_compression:
+        options.append(f"compression = '{spec.copy_compression}'")
     if spec.columns:
         # With a column list CrateDB defaults to json_array; keep one self-describing object per line.
         options.append("format = 'json_object'")

@@ -7,6 +7,7 @@ Every operation is confined to one `DayDirectory` prefix, which always ends with
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -16,7 +17,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -153,6 +154,51 @@ class ObjectStore:
             finally:
                 body.close()
 
+    def stream(self, directory: DayDirectory, obj: StoredObject) -> Iterator[bytes]:
+        """The object's bytes, inflated if it is gzip, in pieces of at most a few MiB."""
+        where = f"s3://{directory.bucket}/{obj.key}"
+        with _s3_errors(f"reading {where}"):
+            body = self._client.get_object(Bucket=directory.bucket, Key=obj.key)["Body"]
+        try:
+            chunks = body.iter_chunks(_CHUNK)
+            if obj.key.endswith(".gz"):
+                chunks = _gunzip(chunks, where)
+            while True:
+                with _s3_errors(f"reading {where}"):
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            body.close()
+
+    def read_range(self, directory: DayDirectory, name: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of an object of the directory."""
+        with _s3_errors(f"reading {name} in {directory.display_uri()}"):
+            answer = self._client.get_object(
+                Bucket=directory.bucket, Key=directory.key(name), Range=f"bytes={start}-{end - 1}"
+            )
+            return answer["Body"].read()
+
+    def upload(self, directory: DayDirectory, name: str) -> MultipartUpload:
+        """A multipart upload of one object: invisible to readers until `complete()`, gone after `abort()`."""
+        with _s3_errors(f"starting the upload of {name} to {directory.display_uri()}"):
+            answer = self._client.create_multipart_upload(Bucket=directory.bucket, Key=directory.key(name))
+        return MultipartUpload(self._client, directory, name, answer["UploadId"])
+
+    def delete(self, directory: DayDirectory, objects: Sequence[StoredObject]) -> None:
+        """Delete these objects of the directory (only keys below it)."""
+        keys = [o.key for o in objects if o.key.startswith(directory.prefix) and not o.upload_id]
+        with _s3_errors(f"removing objects from {directory.display_uri()}"):
+            for start in range(0, len(keys), 1000):
+                batch = [{"Key": k} for k in keys[start : start + 1000]]
+                answer = self._client.delete_objects(Bucket=directory.bucket, Delete={"Objects": batch})
+                if answer.get("Errors"):
+                    first = answer["Errors"][0]
+                    raise PermanentError(
+                        f"could not delete {first.get('Key')} in {directory.display_uri()}: {first.get('Code')}"
+                    )
+
     def put_json(self, directory: DayDirectory, name: str, payload: dict) -> None:
         data = json.dumps(payload, indent=2, sort_keys=True).encode()
         with _s3_errors(f"writing {name} to {directory.display_uri()}"):
@@ -214,6 +260,70 @@ class ObjectStore:
     def read_json(self, directory: DayDirectory, name: str) -> dict | None:
         found = self.read_json_version(directory, name)
         return found[0] if found else None
+
+
+class MultipartUpload:
+    """A writable stream into one S3 object, sent in parts of `part_size`; the object exists only once
+    `complete()` succeeded, so a failure anywhere before leaves nothing a reader could pick up."""
+
+    def __init__(
+        self, client: Any, directory: DayDirectory, name: str, upload_id: str, part_size: int = 8 << 20
+    ) -> None:
+        self._client, self._directory, self.name, self._id = client, directory, name, upload_id
+        self._part_size = part_size
+        self._pending = bytearray()
+        self._parts: list[dict[str, Any]] = []
+        self.size = 0
+        self.closed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.size
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._pending += data
+        self.size += len(data)
+        if len(self._pending) >= self._part_size:
+            self._send()
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:  # pyarrow closes its sink; completing is explicit
+        self.closed = True
+
+    def _send(self) -> None:
+        number = len(self._parts) + 1
+        key = self._directory.key(self.name)
+        with _s3_errors(f"uploading {self.name} to {self._directory.display_uri()}"):
+            answer = self._client.upload_part(
+                Bucket=self._directory.bucket, Key=key, UploadId=self._id, PartNumber=number, Body=bytes(self._pending)
+            )
+        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        self._pending.clear()
+
+    def complete(self) -> int:
+        """Finish the object; its size."""
+        if self._pending or not self._parts:
+            self._send()
+        with _s3_errors(f"completing {self.name} in {self._directory.display_uri()}"):
+            self._client.complete_multipart_upload(
+                Bucket=self._directory.bucket,
+                Key=self._directory.key(self.name),
+                UploadId=self._id,
+                MultipartUpload={"Parts": self._parts},
+            )
+        return self.size
+
+    def abort(self) -> None:
+        """Discard the parts sent; best effort (a left-over upload is aborted by the day's next clean-up)."""
+        with contextlib.suppress(ClientError, BotoCoreError):
+            self._client.abort_multipart_upload(
+                Bucket=self._directory.bucket, Key=self._directory.key(self.name), UploadId=self._id
+            )
 
 
 class RunListing:

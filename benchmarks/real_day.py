@@ -1,0 +1,109 @@
+"""A day of >= 1 million rows on a real CrateDB, exported as JSON (gzip) and as Parquet; what each costs.
+
+    python benchmarks/real_day.py --crate-url http://127.0.0.1:4200 [--rows 1000000]
+
+Loads a tutorial-shaped `metrics` table server-side (INSERT ... SELECT FROM generate_series), then exports
+the same day twice through `ExportRun.export_day` — the whole day flow (lease, clean-up, COPY, source count,
+verification, manifest, marker) — once with `format: json`, once with `format: parquet`, against a SeaweedFS
+started here. CrateDB must reach 127.0.0.1 (host networking). Prints the figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from report import machine, say
+from services import ACCESS_KEY, SECRET_KEY
+
+from cratedb_export.config import parse_export_specs
+from cratedb_export.cratedb import CrateDB
+from cratedb_export.export import ExportRun
+from cratedb_export.lease import Holder
+from cratedb_export.storage import ObjectStore
+from cratedb_export.target import S3Access
+from cratedb_export_tests.s3_server import SeaweedS3
+from cratedb_export_tests.support import METRICS_DDL, CrateUnderTest
+
+DAY = date(2024, 6, 15)
+DAY_START_MS = 1718409600000
+
+
+def load(crate: CrateUnderTest, name: str, rows: int) -> None:
+    crate.sql(METRICS_DDL.format(name=name))
+    started = time.perf_counter()
+    # One row every 86.4 s / rows ms apart, all within the day; tags and fields vary like telemetry.
+    crate.sql(
+        f'INSERT INTO "doc"."{name}" ("hash_id", "timestamp", "name", "tags", "fields") '
+        f"SELECT n, {DAY_START_MS} + (n::BIGINT * 86399999 / {rows}), 'cpu', "
+        "{host = 'host-' || (n % 500)::TEXT, region = 'eu-west-1'}, "
+        "{usage_idle = (n % 10000) / 100.0, usage_user = (n % 3000) / 100.0} "
+        f"FROM generate_series(1, {rows}) AS g(n)"
+    )
+    crate.sql(f'REFRESH TABLE "doc"."{name}"')
+    say(f"loaded {rows:,} rows into doc.{name} in {time.perf_counter() - started:.1f} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--crate-url", required=True)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    options = parser.parse_args()
+    machine()
+    crate = CrateUnderTest(url=options.crate_url, username=None, password=None, double=None)
+    name = f"metrics_bench_{uuid.uuid4().hex[:8]}"
+    load(crate, name, options.rows)
+    try:
+        with SeaweedS3(ACCESS_KEY, SECRET_KEY) as s3:
+            s3.create_bucket("bench-real")
+            access = S3Access(ACCESS_KEY, SECRET_KEY, endpoint=s3.endpoint, protocol="http")
+            store = ObjectStore(access)
+            figures = {}
+            for fmt in ("json", "parquet"):
+                (spec,) = parse_export_specs(
+                    [
+                        {
+                            "table": f"doc.{name}",
+                            "timestamp_column": "timestamp",
+                            "target": f"bench-real/{fmt}",
+                            "start_date": "2024-01-01",
+                            "compression": "gzip",
+                            "format": fmt,
+                            "directory": "{target}/dt={date}/",
+                        }
+                    ]
+                )
+                run = ExportRun.start(
+                    [spec],
+                    crate=CrateDB([options.crate_url], timeout=3600),
+                    store=store,
+                    access=access,
+                    holder=Holder(f"bench-{fmt}", lambda _: False),
+                )
+                started = time.perf_counter()
+                result = run.export_day(spec, DAY)
+                wall = time.perf_counter() - started
+                figures[fmt] = (wall, result)
+                steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
+                say(
+                    f"format: {fmt}: {result.exported_rows:,} rows verified in {wall:.1f} s ({steps}); "
+                    f"{len(result.files)} file(s), {result.total_bytes / (1 << 20):.1f} MiB"
+                )
+            (json_s, json_day), (parquet_s, parquet_day) = figures["json"], figures["parquet"]
+            say(
+                f"a Parquet day against a JSON day: {parquet_s / json_s:.2f}x the time "
+                f"({parquet_s - json_s:+.1f} s), {parquet_day.total_bytes / json_day.total_bytes:.2f}x the bytes"
+            )
+    finally:
+        crate.sql(f'DROP TABLE IF EXISTS "doc"."{name}"')
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
