@@ -57,6 +57,7 @@ _CRATEDB_ERRORS: dict[str, tuple[bool, str]] = {
         "check 'timestamp_column' and 'columns' in the export configuration: CrateDB has no such column",
     ),
     "SQLParseException": (False, "CrateDB rejected the statement or the target URI"),
+    "ParsingException": (False, "CrateDB could not parse the statement"),
     "UnsupportedFeatureException": (False, "CrateDB does not support this statement"),
     "MissingPrivilegeException": (False, "grant the CrateDB user DQL on the table"),
     "UnauthorizedException": (False, "check CRATEDB_USERNAME / CRATEDB_PASSWORD"),

@@ -8,6 +8,8 @@ from cratedb_export.cluster import ClusterFacts, Node, defect_of
 from cratedb_export.config import ExportSpec
 from cratedb_export.copy_jobs import JobsSettings
 from cratedb_export.errors import PermanentError, TransientError, classify_crate_error
+from cratedb_export_tests.crate_double import CrateDouble
+from cratedb_export_tests.support import failure_message, run_export
 
 
 def _spec(target: str = "crate-astro-tutorial/metrics") -> ExportSpec:
@@ -70,3 +72,17 @@ def test_arm64_nodes_of_the_opendal_releases_are_refused_naming_the_node():
 def test_lowest_version_of_a_mixed_cluster_is_reported():
     facts = ClusterFacts((Node("a", "6.4.3", ""), Node("b", "5.10.12", ""), Node("c", "?", "")), JobsSettings())
     assert facts.version == "5.10.12"
+
+
+def test_a_run_against_a_defective_release_refuses_before_any_copy(export_env, monkeypatch, instance, secrets):
+    """Through Dagster, with a stand-in that reports CrateDB 6.3.2 and an AWS target (no S3 endpoint)."""
+    with CrateDouble(users={"exporter": secrets.password}, version="6.3.2") as old:
+        monkeypatch.setenv("CRATEDB_URL", old.url)
+        monkeypatch.delenv("S3_ENDPOINT")
+        old.engine.execute('CREATE TABLE "doc"."m" ("timestamp" TIMESTAMP WITH TIME ZONE)')
+        spec = {"table": "doc.m", "timestamp_column": "timestamp", "target": "my-bucket/m", "start_date": "2024-01-01"}
+        result = run_export([spec], instance, partition="2024-01-02")
+        assert not result.success
+        assert "doc.m: not exported: CrateDB 6.3.2 (node crate-double) reads an s3:// URI" in failure_message(result)
+        assert "crate/crate#19667" in failure_message(result)
+        assert not [j for j in old.jobs_log if "COPY" in j["stmt"]]

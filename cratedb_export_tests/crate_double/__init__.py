@@ -12,10 +12,14 @@ What it covers:
 
 * HTTP: ``GET /`` node info with ``version.number``; ``POST /_sql[?types][&error_trace]`` with
   ``args`` or ``bulk_args`` (gzip request bodies too), refused as CrateDB's ``SQLRequestParser``
-  refuses them; CrateDB's reply and error JSON, ``col_types`` (integer literals and parameters are
+  refuses them; CrateDB's reply and error JSON, output names as 6.4 gives them (``count``,
+  ``date_trunc``, ``$1``, ``tags['host']``), ``col_types`` (integer literals and parameters are
   ``integer`` when they fit, ``date_trunc`` is ``timestamp with time zone``), codes and the HTTP
-  statuses CrateDB's ``HttpErrorStatus`` gives them (five-digit codes included); trust auth (user
-  ``crate``) or HTTP Basic auth with a 401 plain-text refusal.
+  statuses CrateDB's ``HttpErrorStatus`` gives them (five-digit codes included); grammar errors as
+  ``ParsingException``; trust auth (user ``crate``) or HTTP Basic auth with a 401 plain-text refusal.
+* Casts as CrateDB's types make them (numbers truncated, BooleanType's strings and numbers), with
+  its two wordings: ``Cannot cast `'x'` of type `text` ...`` for literals, ``Cannot cast value `x`
+  ...`` for parameters; VALUES type errors and column-count mismatches worded as CrateDB does.
 * CREATE TABLE [IF NOT EXISTS] with BIGINT, INTEGER, TEXT, DOUBLE/REAL, BOOLEAN, TIMESTAMP WITH/WITHOUT
   TIME ZONE, OBJECT[(DYNAMIC)], ARRAY(...), generated ``date_trunc('<unit>', "ts")`` columns,
   ``CLUSTERED INTO n SHARDS``, ``PARTITIONED BY (col)``, ``WITH (column_policy, number_of_replicas,
@@ -49,7 +53,8 @@ What it covers:
   parsed like ``java.net.URI`` and CrateDB's ``S3URI`` (including the ``Invalid uri '<uri with
   credentials>'`` error); objects written with boto3 multipart uploads to the URI's ``host:port``;
   S3 failures as ``AmazonS3Exception`` / ``SdkClientException`` (5000), as CrateDB up to 6.2
-  reports them.
+  reports them, or, for ``CrateDouble(version="6.3"`` or later), refusals as 6.4.3's
+  ``OpenDALException[<Kind> (permanent) at write => S3Error { ... } ... Context: ...]``.
 * Test-only fault injection (``CrateDouble.faults`` or ``POST /_double/faults``): failing,
   delayed and truncated answers; slow COPYs that outlive their client, COPYs that fail half-way with
   CrateDB's messages (S3 access denied per version, a participating node disconnected) and are
@@ -58,9 +63,12 @@ What it covers:
 What it does not cover (refused loudly): UPDATE/DELETE, joins, OR/NOT, casts and arithmetic in
 expressions, primary keys and other constraints, ``file://`` targets, writing to AWS itself (a URI
 without ``host:port``), other ``sys`` and ``information_schema`` tables and unmodelled columns of the
-modelled ones, privileges, replicas, and CrateDB 6.3+'s OpenDAL-based S3 errors from real writes
-(only as an injected fault). Shards are written one after another, not in parallel; rows are routed
-by a hash of a generated row id, not by CrateDB's murmur3 of ``_id``.
+modelled ones, privileges, replicas, CrateDB 6.3+'s message for an unreachable S3 endpoint, queries
+short of parameter values (CrateDB's message quotes its plan), comparing numbers with booleans.
+Syntax errors are found by cratedb-sqlparse's grammar, whose ``singleStatement`` needs a statement:
+their "expecting {...}" lists can lack CrateDB 6.4's ``<EOF>`` and ``';'``. Shards are written one
+after another, not in parallel; rows are routed by a hash of a generated row id, not by CrateDB's
+murmur3 of ``_id``.
 """
 
 from .faults import Faults

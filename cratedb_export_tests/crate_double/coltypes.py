@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from .errors import cannot_cast, not_in_double
+from .errors import cannot_cast, not_in_double, sql_parse
 
 # name -> (CrateDB type name, type id used in ``col_types``)
 _SCALARS = {
@@ -119,18 +119,39 @@ def source_type_name(value: Any) -> str:
     return value_type(value).sql_name
 
 
-def cast(value: Any, target: ColumnType) -> Any:
-    """CrateDB's implicit cast of a literal or parameter value to a column type."""
+def cast(value: Any, target: ColumnType, *, param: bool = False) -> Any:
+    """CrateDB's implicit cast of a literal or parameter value to a column type.
+
+    A literal that does not cast is ``Cannot cast `'x'` of type `text` to type `t``` (the analyzer's
+    ConversionException of a symbol); a parameter is ``Cannot cast value `x` to type `t``` (the
+    SymbolEvaluator's ConversionException of a value)."""
     if value is None:
         return None
     try:
         return _cast(value, target)
     except (ValueError, TypeError, OverflowError):
+        if param:
+            raise sql_parse(f"Cannot cast value `{java_text(value)}` to type `{target.sql_name}`") from None
         raise cannot_cast(value, source_type_name(value), target.sql_name) from None
+
+
+def java_text(value: Any) -> str:
+    """``String.valueOf`` of a JSON value as Jackson reads it (List and Map toString)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(java_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={java_text(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def _cast(value: Any, target: ColumnType) -> Any:
     kind = target.kind
+    if kind == "undefined":  # a column learnt from a NULL takes anything
+        return value
     if kind == "array":
         if not isinstance(value, list):
             raise TypeError
@@ -145,7 +166,7 @@ def _cast(value: Any, target: ColumnType) -> Any:
     if kind in ("bigint", "integer"):
         if isinstance(value, bool):
             raise TypeError
-        number = int(value) if isinstance(value, str) else round(value)
+        number = int(value)  # Long.parseLong / Number.longValue: strings of digits, numbers truncated
         limit = 2**63 if kind == "bigint" else 2**31
         if not -limit <= number < limit:
             raise OverflowError
@@ -163,11 +184,18 @@ def _cast(value: Any, target: ColumnType) -> Any:
     return to_epoch_ms(value, with_tz=kind == "timestamptz")
 
 
+_BOOLEANS = {"f": False, "false": False, "n": False, "no": False, "off": False, "0": False,
+             "t": True, "true": True, "y": True, "yes": True, "on": True, "1": True}  # fmt: skip
+
+
 def _to_bool(value: Any) -> bool:
+    """``BooleanType.implicitCast``: its BOOLEAN_MAP for strings, ``> 0`` for numbers."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("t", "true", "f", "false"):
-        return value.lower() in ("t", "true")
+    if isinstance(value, str) and value.lower() in _BOOLEANS:
+        return _BOOLEANS[value.lower()]
+    if isinstance(value, int | float):
+        return value > 0
     raise TypeError
 
 

@@ -25,7 +25,7 @@ from . import coltypes, javauri, s3
 from .errors import CrateError, not_in_double, partition_unknown, sql_parse, unsupported
 from .faults import CopyFaults, Faults
 from .predicates import OPS, Binder, dig, matches
-from .sqltree import Cmp, Col, Expr, Lit, conjuncts, generic_properties
+from .sqltree import Cmp, Col, Expr, Lit, Param, conjuncts, generic_properties
 from .statement import Relation, Statement
 from .tables import Catalog, Table, partition_ident, partition_string
 
@@ -91,7 +91,24 @@ def copy_to(
         threading.Thread(target=_run_quietly, args=(files, options, writer, copy_faults), daemon=True).start()
         return -1
     _run(files, options, writer, copy_faults)
+    if columns and not options.gzip and files:
+        raise _closed_twice(writer)
     return rowcount
+
+
+def _closed_twice(writer: s3.S3Writer) -> CrateError:
+    """CrateDB's ColumnRowWriter closes its JSON builder (which closes the stream) and then the stream again.
+    Uncompressed, the second close reaches S3: the AWS SDK completes the finished multipart upload again
+    (SeaweedFS answers NoSuchUpload) and OpenDAL writes to a dropped writer (seen on 5.10.16 and 6.4.3).
+    Through GZIPOutputStream, whose close is idempotent, nothing happens. The objects are written."""
+    if writer.opendal:
+        text = "Unexpected (permanent) at  => writer has been dropped\n\nBacktrace:\n   0: <unknown>\n"
+        return CrateError("OpenDALException", text, 5000)
+    text = (
+        "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have "
+        "been aborted or completed. (Service: Amazon S3; Status Code: 404; Error Code: NoSuchUpload)"
+    )
+    return CrateError("AmazonS3Exception", text, 5000)
 
 
 def _run(files: list[ShardFile], options: Options, writer: s3.S3Writer, copy_faults: CopyFaults) -> None:
@@ -132,7 +149,8 @@ def _partition_clause(stmt: Statement, table: Table, assignments: list[Any]) -> 
     if not isinstance(column, Col) or column.path != (table.partitioned_by,):
         name = column.name if isinstance(column, Col) else assignments[0].primaryExpression().getText()
         raise sql_parse(f'"{name}" is no known partition column')
-    value = coltypes.cast(stmt.constant(assignments[0].expr()), table.columns[table.partitioned_by].type)
+    expr = stmt.expr(assignments[0].expr())
+    value = coltypes.cast(stmt.value(expr), table.columns[table.partitioned_by].type, param=isinstance(expr, Param))
     ident = partition_ident([partition_string(value)])
     if ident not in table.partitions:
         raise partition_unknown(table.fqn, ident)

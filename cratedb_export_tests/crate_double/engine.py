@@ -55,6 +55,7 @@ class Engine:
         stats_enabled: bool = True,
         jobs_log_size: int = 10_000,
         cluster_name: str = "crate-double",
+        version: str = "5.10.4",
     ) -> None:
         self.catalog = Catalog()
         self.jobs_log: list[dict[str, Any]] = []  # sys.jobs_log rows, oldest first
@@ -72,7 +73,7 @@ class Engine:
         }
         self._faults = faults
         self._default_shards = default_shards
-        self._writer = S3Writer()
+        self._writer = S3Writer(version)
 
     def next_session_id(self) -> int:
         """CrateDB's ``Sessions``: one session per HTTP connection, numbered from 1."""

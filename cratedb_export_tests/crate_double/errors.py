@@ -63,6 +63,11 @@ def sql_parse(text: str) -> CrateError:
     return CrateError("SQLParseException", text, 4000)
 
 
+def parsing(text: str) -> CrateError:
+    """A grammar error: CrateDB's ``ParsingException`` (``line L:C: ...``), code 4000."""
+    return CrateError("ParsingException", text, 4000)
+
+
 def unsupported(text: str) -> CrateError:
     return CrateError("UnsupportedFeatureException", text, 4004)
 

@@ -69,7 +69,9 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("-")[0].split(".")[:3])
 
 
-def s3_access_denied(version: str, *, wrapped: bool = True, key: str = "export/t_0_.json") -> str:
+def s3_access_denied(
+    version: str, *, wrapped: bool = True, bucket: str = "bucket", key: str = "export/t_0_.json"
+) -> str:
     """The message of a COPY TO S3 whose write is refused (403 AccessDenied), as that version says it.
 
     ``wrapped``: the shard was written on another node than the one that answers, so the exception
@@ -78,15 +80,19 @@ def s3_access_denied(version: str, *, wrapped: bool = True, key: str = "export/t
     ``ElasticsearchException.getExceptionName``: the class's simple name since 5.10.0 (commit
     cc2cb33f "Don't lowercase exception names"), ``amazon_s3_exception`` style before.
     Up to 6.2 the writer is the AWS SDK v1 (``AmazonS3Exception``, ``AmazonServiceException.getMessage``
-    format); from 6.3 it is OpenDAL, whose Java binding puts the Rust error's Display text
-    (``<Kind> (<status>) at <operation>, context: { ... } => <message>``) into ``OpenDALException``.
+    format); from 6.3 it is OpenDAL, and the text is laid out as a real CrateDB 6.4.3 answered a
+    refused write (``PermissionDenied (permanent) at write => S3Error { ... }`` and a ``Context:``
+    block); the response headers are left out here.
     """
-    request_id = secrets.token_hex(8).upper()
+    request_id = secrets.token_hex(12).upper()
     if _version(version) >= (6, 3):
         name = "OpenDALException"
         detail = (
-            f"PermissionDenied (permanent) at Writer::close, context: {{ service: s3, path: {key}, written: 0 }} "
-            f'=> S3Error {{ code: "AccessDenied", message: "Access Denied", resource: "", request_id: "{request_id}" }}'
+            f'PermissionDenied (permanent) at write => S3Error {{ code: "AccessDenied", message: "Access Denied", '
+            f'resource: "/{bucket}/{key}", request_id: "{request_id}" }}\n\nContext:\n'
+            f"   uri: https://s3.amazonaws.com/{bucket}/{key}\n"
+            "   response: Parts { status: 403, version: HTTP/1.1, headers: {} }\n"
+            f"   service: s3\n   path: {key}\n   written: 0\n"
         )
     else:
         name = "AmazonS3Exception"
@@ -211,6 +217,8 @@ class Faults:
         part uploaded, never completed nor aborted): the object is missing, the upload stays listed,
         and the COPY still answers success with the full rowcount. CrateDB up to 6.2 does this when a
         background part upload fails (the IOException is swallowed when the writer closes)."""
+        if _version(self.version) >= (6, 3):
+            raise ValueError("CrateDB 6.3+ writes through OpenDAL and reports close failures: no abandoned uploads")
         with self._lock:
             self._copy.abandons.append(True)
 

@@ -24,7 +24,7 @@ from cratedb_sqlparse.generated_parser.SqlBaseLexer import SqlBaseLexer
 from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser
 from cratedb_sqlparse.parser import CaseInsensitiveStream
 
-from .errors import sql_parse
+from .errors import parsing
 
 # The ANTLR Python runtime shares its DFA caches between parsers without locking, and the
 # server parses on many threads at once.
@@ -52,7 +52,11 @@ class Parsed:
 
 
 def parse(stmt: str) -> Parsed:
-    """Parse one statement or raise ``SQLParseException[line L:C: ...]`` as CrateDB does."""
+    """Parse one statement or raise ``ParsingException[line L:C: ...]`` as CrateDB does.
+
+    The text after ``line L:C:`` is the Python ANTLR runtime's on cratedb-sqlparse's grammar, whose
+    ``singleStatement`` requires a statement: where CrateDB 6.4.3's grammar (``statement? SEMICOLON?
+    EOF``) expects ``{<EOF>, ..., ';'}`` at the start, or says "extraneous input", the wording differs."""
     collector = _Collector()
     with _PARSE_LOCK:
         lexer = SqlBaseLexer(CaseInsensitiveStream(stmt))
@@ -66,7 +70,7 @@ def parse(stmt: str) -> Parsed:
     if collector.errors:
         line, column, msg = collector.errors[0]
         # CrateDB's ParsingException reports a 1-based column.
-        raise sql_parse(f"line {line}:{column + 1}: {msg}")
+        raise parsing(f"line {line}:{column + 1}: {msg}")
     _refuse_identifiers(tree)
     placeholders = tuple(t.tokenIndex for t in tokens.tokens if t.type == SqlBaseLexer.QUESTION)
     return Parsed(tree.statement(), placeholders)
@@ -87,7 +91,7 @@ def _refuse_identifiers(node: object) -> None:
     message = _IDENTIFIER_ERRORS.get(type(node).__name__)
     if message is not None:
         token = node.start  # type: ignore[attr-defined]
-        raise sql_parse(f"line {token.line}:{token.column + 1}: {message}")
+        raise parsing(f"line {token.line}:{token.column + 1}: {message}")
 
 
 def _expression_kinds(text: str) -> set[str]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 
 from .ddl import table_name
 from .errors import not_in_double, sql_parse
-from .sqltree import ident, text_of
+from .sqltree import Param, ident, text_of
 from .statement import Relation, Statement
 from .tables import Catalog, Table
 
@@ -22,16 +23,46 @@ def insert(stmt: Statement, catalog: Catalog, resolve: Callable[[Relation, str],
     for number, column in enumerate(columns):
         if column in columns[:number]:
             raise sql_parse(f'column "{column}" specified more than once')  # InsertAnalyzer
-    rows = [[stmt.constant(expr) for expr in values.expr()] for values in _values(node.insertSource())]
+    value_lists = [values.expr() for values in _values(node.insertSource())]
+    rows = [[stmt.constant(expr) for expr in exprs] for exprs in value_lists]
+    params = {
+        column
+        for exprs in value_lists
+        for column, expr in zip(columns, exprs, strict=False)
+        if isinstance(stmt.expr(expr), Param)
+    }
     with catalog.lock:
+        if not table.dynamic:
+            for column in columns:
+                table.column_type((column,))  # unknown columns fail first, as in InsertAnalyzer
+        if len({len(row) for row in rows}) > 1:
+            raise not_in_double("VALUES lists of different lengths")
+        if rows and len(rows[0]) != len(columns):
+            sources = ", ".join(f"col{number}" for number in range(1, len(rows[0]) + 1))
+            raise sql_parse(
+                f"Number of target columns ({', '.join(columns)}) of insert statement doesn't match number of "
+                f"source columns ({sources})"
+            )
         prepared = []
-        for row in rows:
-            if len(row) != len(columns):
-                raise not_in_double("INSERT with a different number of columns and values")
-            prepared.append(table.prepare(dict(zip(columns, row, strict=True))))
+        for number, row in enumerate(rows, 1):
+            values = dict(zip(columns, row, strict=True))
+            _check_values_types(table, values, number)
+            prepared.append(table.prepare(values, params))
         for doc in prepared:
             table.store(catalog.next_row_id(), doc)
     return len(prepared)
+
+
+def _check_values_types(table: Table, values: dict[str, Any], row: int) -> None:
+    """The VALUES list's own types must convert to the columns' (a boolean never becomes a number)."""
+    for name, value in values.items():
+        column = table.columns.get(name)
+        if column is None or not isinstance(value, bool):
+            continue
+        if column.type.kind in ("bigint", "integer", "double", "real"):
+            raise sql_parse(
+                f"Cannot convert VALUES element in row {row} of type `boolean` to `{column.type.sql_name}` for `{name}`"
+            )
 
 
 def _values(source: P.InsertSourceContext) -> list[P.ValuesContext]:

@@ -15,7 +15,7 @@ from typing import Any
 from . import coltypes
 from .coltypes import ColumnType
 from .errors import not_in_double, sql_parse
-from .sqltree import And, Cmp, Col, Expr, Func, Like, Lit
+from .sqltree import And, Cmp, Col, Expr, Func, Like, Lit, Param
 from .tables import Table
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -50,11 +50,11 @@ class Binder:
             left, right = self.bind(expr.left), self.bind(expr.right)
             left_type, right_type = self.type_of(left), self.type_of(right)
             if left_type is not None and isinstance(right, Lit):
-                right = Lit(coltypes.cast(right.value, left_type))
+                right = Lit(_compared(right, left_type))
             if right_type is not None and isinstance(left, Lit):
-                left = Lit(coltypes.cast(left.value, right_type))
+                left = Lit(_compared(left, right_type))
             return Cmp(expr.op, left, right)
-        return Lit(self._value_of(expr))
+        return Lit(self._value_of(expr), param=isinstance(expr, Param))
 
     def _like(self, expr: Like) -> Like:
         """CrateDB's ``op_like`` / ``op_ilike`` on text: the pattern is compiled when the statement is
@@ -78,7 +78,8 @@ class Binder:
         if not (isinstance(unit, Lit) and isinstance(unit.value, str)):
             raise not_in_double("date_trunc with a unit that is not a string literal")
         if isinstance(source, Lit):
-            return Lit(coltypes.date_trunc(unit.value, coltypes.cast(source.value, coltypes.TIMESTAMPTZ)))
+            ts = coltypes.cast(source.value, coltypes.TIMESTAMPTZ, param=source.param)
+            return Lit(coltypes.date_trunc(unit.value, ts))
         source_type = self.type_of(source)
         if source_type is None or not (source_type.is_timestamp or source_type == coltypes.BIGINT):
             raise not_in_double("date_trunc on anything but a timestamp or bigint column")
@@ -91,6 +92,13 @@ class Binder:
         if isinstance(expr, Func):
             return coltypes.TIMESTAMPTZ  # date_trunc(unit, ts) is timestamp with time zone for every ts type
         return None
+
+
+def _compared(value: Lit, column_type: ColumnType) -> Any:
+    if isinstance(value.value, bool) and column_type.kind in ("bigint", "integer", "double", "real"):
+        # CrateDB resolves the comparison's function differently then (no cast error): not modelled.
+        raise not_in_double(f"comparing a column of type {column_type.sql_name} with a boolean")
+    return coltypes.cast(value.value, column_type, param=value.param)
 
 
 def like_regex(pattern: str, escape: str | None, ignore_case: bool) -> re.Pattern[str]:

@@ -9,7 +9,9 @@ anonymous (unsigned) request.
 Objects are written like CrateDB 5.x's ``S3FileOutput``: one multipart upload per object
 (create, one part, complete), path-style, region us-east-1, ``<protocol>://host:port``. S3 errors
 come back as ``AmazonS3Exception[...]`` and connection failures as ``SdkClientException[...]``,
-both code 5000 / HTTP 500, as CrateDB up to 6.2 (AWS SDK v1) reports them.
+both code 5000 / HTTP 500, as CrateDB up to 6.2 (AWS SDK v1) reports them; for a double of version
+6.3 or later, S3 refusals read as CrateDB 6.4.3's ``OpenDALException[...]`` (code 5000), and an
+unreachable endpoint is refused as not modelled.
 """
 
 from __future__ import annotations
@@ -96,11 +98,28 @@ def _java_split(text: str, separator: str) -> list[str]:
 
 
 class S3Writer:
-    """Writes objects; boto3 clients are cached per endpoint, protocol and key pair."""
+    """Writes objects; boto3 clients are cached per endpoint, protocol and key pair.
 
-    def __init__(self) -> None:
+    ``version``: up to 6.2 CrateDB writes with the AWS SDK v1 and reports ``AmazonS3Exception`` /
+    ``SdkClientException``; from 6.3 with OpenDAL, reporting ``OpenDALException`` with the Rust error's
+    debug text (as a real 6.4.3 answered a refused write, see :func:`opendal_exception`).
+    """
+
+    def __init__(self, version: str = "5.10.4") -> None:
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
+        self.opendal = _version(version) >= (6, 3)
+
+    def _refused(self, error: ClientError, target: S3Target, protocol: str, written: int) -> CrateError:
+        if self.opendal:
+            return opendal_exception(error, target, protocol, written)
+        return _amazon_s3_exception(error)
+
+    def _unreachable(self, error: BotoCoreError, target: S3Target) -> CrateError:
+        if self.opendal:
+            return not_in_double(f"CrateDB 6.3+'s (OpenDAL's) message for an S3 endpoint it cannot reach ({error})")
+        assert target.endpoint is not None
+        return _sdk_client_exception(error, target.endpoint)
 
     def put(self, target: S3Target, protocol: str, body: bytes) -> None:
         if target.endpoint is None:
@@ -115,9 +134,9 @@ class S3Writer:
             parts = {"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]}
             client.complete_multipart_upload(**names, UploadId=upload_id, MultipartUpload=parts)
         except ClientError as error:
-            raise _amazon_s3_exception(error) from None
+            raise self._refused(error, target, protocol, len(body)) from None
         except BotoCoreError as error:
-            raise _sdk_client_exception(error, target.endpoint) from None
+            raise self._unreachable(error, target) from None
 
     def abandon(self, target: S3Target, protocol: str, body: bytes) -> None:
         """Start a multipart upload and upload its part, but never complete nor abort it: what CrateDB up
@@ -130,9 +149,9 @@ class S3Writer:
             upload_id = client.create_multipart_upload(**names)["UploadId"]
             client.upload_part(**names, UploadId=upload_id, PartNumber=1, Body=body)
         except ClientError as error:
-            raise _amazon_s3_exception(error) from None
+            raise self._refused(error, target, protocol, len(body)) from None
         except BotoCoreError as error:
-            raise _sdk_client_exception(error, target.endpoint) from None
+            raise self._unreachable(error, target) from None
 
     def _client(self, target: S3Target, protocol: str) -> Any:
         key = (target.endpoint, protocol, target.access_key, target.secret_key)
@@ -174,6 +193,42 @@ def _amazon_s3_exception(error: ClientError) -> CrateError:
         f"S3 Extended Request ID: {meta.get('HostId')}; Proxy: null)"
     )
     return CrateError("AmazonS3Exception", text, 5000)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("-")[0].split(".")[:3])
+
+
+# OpenDAL's s3 parse_error: the kind by HTTP status, some S3 error codes overriding it; retryable
+# errors are "temporary", and "persistent" once CrateDB's RetryLayer gave up on them.
+_OPENDAL_KIND_BY_STATUS = {403: "PermissionDenied", 404: "NotFound", 304: "ConditionNotMatch", 412: "ConditionNotMatch"}
+_OPENDAL_KIND_BY_CODE = {
+    "NoSuchBucket": ("ConfigInvalid", False), "RequestTimeout": ("Unexpected", True),
+    "InternalError": ("Unexpected", True), "OperationAborted": ("Unexpected", True),
+    "SlowDown": ("RateLimited", True), "ServiceUnavailable": ("Unexpected", True),
+}  # fmt: skip
+
+
+def opendal_exception(error: ClientError, target: S3Target, protocol: str, written: int) -> CrateError:
+    """``OpenDALException[<Kind> (<status>) at write => S3Error { ... }`` followed by the error's context,
+    in the layout a real CrateDB 6.4.3 answered with (the OpenDAL error's Debug text)."""
+    details = error.response.get("Error", {})
+    meta = error.response.get("ResponseMetadata", {})
+    status = int(meta.get("HTTPStatusCode") or 0)
+    kind, retryable = _OPENDAL_KIND_BY_STATUS.get(status, "Unexpected"), status in (499, 500, 502, 503, 504)
+    kind, retryable = _OPENDAL_KIND_BY_CODE.get(str(details.get("Code")), (kind, retryable))
+    s3_error = (
+        f'S3Error {{ code: "{details.get("Code", "")}", message: "{details.get("Message", "")}", '
+        f'resource: "{details.get("Resource", "")}", request_id: "{meta.get("RequestId", "")}" }}'
+    )
+    headers = ", ".join(f'"{name}": "{value}"' for name, value in (meta.get("HTTPHeaders") or {}).items())
+    text = (
+        f"{kind} ({'persistent' if retryable else 'permanent'}) at write => {s3_error}\n\nContext:\n"
+        f"   uri: {protocol}://{target.endpoint}/{target.bucket}/{target.key}\n"
+        f"   response: Parts {{ status: {status}, version: HTTP/1.1, headers: {{{headers}}} }}\n"
+        f"   service: s3\n   path: {target.key}\n   written: {written}\n"
+    )
+    return CrateError("OpenDALException", text, 5000)
 
 
 def _sdk_client_exception(error: BotoCoreError, endpoint: str) -> CrateError:

@@ -17,9 +17,9 @@ from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 
 from . import coltypes, system
 from .ddl import table_name
-from .errors import not_in_double, sql_parse
+from .errors import CrateError, not_in_double, sql_parse
 from .predicates import Binder, dig, evaluate, matches
-from .sqltree import Col, Expr, Func, Lit, ident, text_of
+from .sqltree import Col, Expr, Func, Lit, Param, ident, text_of
 from .statement import Relation, Statement
 from .tables import Table
 
@@ -27,6 +27,17 @@ Result = tuple[list[str], list[Any], list[list[Any]]]  # cols, col_types, rows
 
 
 def select(stmt: Statement, resolve: Callable[[Relation, str], Table]) -> Result:
+    try:
+        return _select(stmt, resolve)
+    except CrateError as error:
+        if error.text.startswith("The query contains a parameter placeholder"):
+            # CrateDB reports it while planning a query, wrapped with its plan's description
+            # ("Couldn't create execution plan from logical plan because of: ...:\nCount[...]").
+            raise not_in_double("a query with fewer parameter values than placeholders") from None
+        raise
+
+
+def _select(stmt: Statement, resolve: Callable[[Relation, str], Table]) -> Result:
     query: P.QueryContext = stmt.node.query()
     body = query.queryNoWith() if query.with_() is None else None
     term = body.queryTerm() if body is not None else None
@@ -49,10 +60,9 @@ def select(stmt: Statement, resolve: Callable[[Relation, str], Table]) -> Result
             raise not_in_double("ORDER BY or LIMIT with GROUP BY")
         return _grouped(stmt, table, binder, items, spec, docs)
     if len(items) == 1 and _is_count_star(items[0]):
-        name = ident(items[0].ident()) if items[0].ident() else "count(*)"
-        return [name], [coltypes.BIGINT.type_id], [[len(docs)]]
+        return [output_name(stmt, items[0])], [coltypes.BIGINT.type_id], [[len(docs)]]
     names, columns = _columns(stmt, table, items)
-    docs = _order(stmt, table, body.sortItem(), docs)
+    docs = _order(stmt, table, body.sortItem(), docs, columns)
     limit = body.limitClause()
     if limit is not None and limit.parameterOrInteger() is not None:
         docs = docs[: stmt.value(stmt.builder.integer(limit.parameterOrInteger()))]
@@ -96,7 +106,7 @@ def _grouped(stmt: Statement, table: Table, binder: Binder, items: list[Any], sp
         [count if output is None else group[keys.index(output)] for output in outputs]
         for group, count in reversed(list(groups.items()))
     ]
-    names = [ident(item.ident()) if item.ident() else text_of(item.expr()) for item in items]
+    names = [output_name(stmt, item) for item in items]
     types = [coltypes.BIGINT.type_id if o is None else binder.type_of(o).type_id for o in outputs]  # type: ignore[union-attr]
     return names, types, rows
 
@@ -114,8 +124,33 @@ def _constants(stmt: Statement, items: list[Any]) -> Result:
         if not isinstance(item, P.SelectSingleContext):
             raise not_in_double("SELECT * without FROM")
         values.append(stmt.constant(item.expr()))
-        names.append(ident(item.ident()) if item.ident() else text_of(item.expr()))
+        names.append(output_name(stmt, item))
     return names, [coltypes.value_type(v).type_id for v in values], [values]
+
+
+def output_name(stmt: Statement, item: P.SelectSingleContext) -> str:
+    """How CrateDB 6.4 names an output column: the alias; a column as ``tags['host']``; a function
+    call by its name (``count``, ``date_trunc``); a parameter as ``$1``; a literal as SQL text."""
+    if item.ident():
+        return ident(item.ident())
+    if _is_count_star(item):
+        return "count"
+    expr = stmt.expr(item.expr())
+    if isinstance(expr, Col):
+        return expr.name
+    if isinstance(expr, Func):
+        return expr.name
+    if isinstance(expr, Param):
+        return f"${expr.index + 1}"
+    if isinstance(expr, Lit):
+        if expr.value is None:
+            return "NULL"
+        if isinstance(expr.value, bool):
+            return "true" if expr.value else "false"
+        if isinstance(expr.value, str):
+            return "'" + expr.value.replace("'", "''") + "'"
+        return text_of(item.expr())
+    raise not_in_double(f"naming the output `{text_of(item.expr())}`")
 
 
 def _relation(stmt: Statement, relation: Any) -> Relation:
@@ -146,15 +181,22 @@ def _columns(stmt: Statement, table: Table, items: list[Any]) -> tuple[list[str]
         if not isinstance(expr, Col):
             raise not_in_double(f"the select item `{text_of(item)}`")
         table.column_type(expr.path)
-        names.append(ident(item.ident()) if item.ident() else expr.name)
+        names.append(output_name(stmt, item))
         columns.append(expr)
     return names, columns
 
 
-def _order(stmt: Statement, table: Table, sort_items: list[Any], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """ORDER BY like PostgreSQL and CrateDB: NULLs last ascending, first descending by default."""
+def _order(
+    stmt: Statement, table: Table, sort_items: list[Any], docs: list[dict[str, Any]], outputs: list[Col]
+) -> list[dict[str, Any]]:
+    """ORDER BY columns or output positions, like PostgreSQL and CrateDB: NULLs last ascending,
+    first descending by default."""
     for item in reversed(sort_items):
         expr = stmt.expr(item.expr())
+        if isinstance(expr, Lit) and isinstance(expr.value, int) and not isinstance(expr.value, bool):
+            if not 1 <= expr.value <= len(outputs):
+                raise not_in_double(f"ORDER BY position {expr.value} outside the select list")
+            expr = outputs[expr.value - 1]
         if not isinstance(expr, Col):
             raise not_in_double(f"ORDER BY `{text_of(item)}`")
         table.column_type(expr.path)

@@ -65,7 +65,12 @@ class CrateDouble:
         }
         self.faults = Faults(version)
         self.engine = Engine(
-            self.node_info, self.faults, default_shards, stats_enabled=stats_enabled, jobs_log_size=jobs_log_size
+            self.node_info,
+            self.faults,
+            default_shards,
+            stats_enabled=stats_enabled,
+            jobs_log_size=jobs_log_size,
+            version=version,
         )
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None

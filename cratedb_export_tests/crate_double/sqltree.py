@@ -8,7 +8,7 @@ double rather than guessed at.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
@@ -30,6 +30,7 @@ class Col:
 @dataclass(frozen=True)
 class Lit:
     value: Any
+    param: bool = field(default=False, compare=False)  # bound from a ``?``: casts fail as CrateDB's do
 
 
 @dataclass(frozen=True)

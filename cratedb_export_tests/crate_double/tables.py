@@ -127,8 +127,9 @@ class Table:
         """Whether every column CrateDB has is modelled (``SELECT *`` needs that)."""
         return not self.unmodelled and not self.partial
 
-    def prepare(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Cast an inserted row, add dynamic columns and compute generated ones."""
+    def prepare(self, values: dict[str, Any], params: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+        """Cast an inserted row (``params``: the columns whose value is a ``?``), add dynamic columns
+        and compute generated ones."""
         doc: dict[str, Any] = {}
         for name, value in values.items():
             column = self.columns.get(name)
@@ -137,9 +138,12 @@ class Table:
                     raise column_unknown(name)
                 column = self.columns[name] = Column(name, coltypes.infer_type(value))
                 self._position((name,))
-            doc[name] = coltypes.cast(value, column.type)
+            doc[name] = coltypes.cast(value, column.type, param=name in params)
             if column.type.kind == "object" and doc[name] is not None:
-                self._learn_keys((name,), doc[name])
+                undefined: list[tuple[str, ...]] = []
+                self._learn_keys((name,), doc[name], undefined)
+                for path in undefined:  # CrateDB numbers the keys first seen as NULL after the others
+                    self._position(path)
         for column in self.columns.values():
             if column.generated is None:
                 continue
@@ -153,14 +157,22 @@ class Table:
             doc[column.name] = computed
         return {name: doc[name] for name in self.columns if name in doc}
 
-    def _learn_keys(self, path: tuple[str, ...], value: dict[str, Any]) -> None:
+    def _learn_keys(self, path: tuple[str, ...], value: dict[str, Any], undefined: list[tuple[str, ...]]) -> None:
         for key, inner in value.items():
             sub = path + (key,)
-            if inner is not None and sub not in self.object_keys:
+            known = self.object_keys.get(sub)
+            if known is None and inner is None:
+                # A key first seen with NULL is a column of type undefined, as CrateDB's dynamic mapping
+                # makes it; it gets its type with the first value (CrateDB then also renumbers it).
+                self.object_keys[sub] = coltypes.UNDEFINED
+                undefined.append(sub)
+            elif known is None:
                 self.object_keys[sub] = coltypes.infer_type(inner)
                 self._position(sub)
+            elif known == coltypes.UNDEFINED and inner is not None:
+                self.object_keys[sub] = coltypes.infer_type(inner)
             if isinstance(inner, dict):
-                self._learn_keys(sub, inner)
+                self._learn_keys(sub, inner, undefined)
 
     def store(self, row_id: str, doc: dict[str, Any]) -> None:
         ident = None
