@@ -78,6 +78,8 @@ def test_a_run_against_a_defective_release_refuses_before_any_copy(export_env, m
     """Through Dagster, with a stand-in that reports CrateDB 6.3.2 and an AWS target (no S3 endpoint)."""
     with CrateDouble(users={"exporter": secrets.password}, version="6.3.2") as old:
         monkeypatch.setenv("CRATEDB_URL", old.url)
+        monkeypatch.setenv("CRATEDB_USERNAME", "exporter")  # also when the suite runs against a real CrateDB
+        monkeypatch.setenv("CRATEDB_PASSWORD", secrets.password)
         monkeypatch.delenv("S3_ENDPOINT")
         old.engine.execute('CREATE TABLE "doc"."m" ("timestamp" TIMESTAMP WITH TIME ZONE)')
         spec = {"table": "doc.m", "timestamp_column": "timestamp", "target": "my-bucket/m", "start_date": "2024-01-01"}

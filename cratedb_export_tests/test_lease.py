@@ -32,19 +32,24 @@ def test_a_second_run_waits_for_the_first_to_finish_the_day(s3, bucket):
     directory = DayDirectory(bucket, "t-2024-05-10/")
     alive = {"run-a", "run-b"}
     events: list[str] = []
-    first_holds = threading.Event()
+    first_holds, second_waits = threading.Event(), threading.Event()
+
+    def waiting(line: str) -> None:
+        events.append(line)
+        second_waits.set()
 
     def first() -> None:
         with _leases(s3, "run-a", alive).hold("doc.t", DAY, directory, events.append):
             first_holds.set()
             events.append("a exporting")
-            time.sleep(0.6)
+            second_waits.wait(30)  # hold the day until the second run has found it held
+            time.sleep(0.2)
             events.append("a done")
 
     thread = threading.Thread(target=first)
     thread.start()
     first_holds.wait(10)
-    with _leases(s3, "run-b", alive).hold("doc.t", DAY, directory, events.append) as lease:
+    with _leases(s3, "run-b", alive).hold("doc.t", DAY, directory, waiting) as lease:
         events.append("b exporting")
         assert lease.waited
     thread.join()
