@@ -236,6 +236,10 @@ class SeaweedS3:
             "-volume.preStopSeconds=0",  # no cluster to drain: halves the SIGTERM shutdown time
             "-master.telemetry=false",
             "-s3.autoCreateBucket=false",
+            # Each bucket is a collection that grows volumes of its own; left to the default, the count is
+            # capped at free disk / 128 MB and a suite's few hundred buckets run out (S3 InternalError 500s).
+            # Volumes are sparse files, so a high cap costs nothing.
+            "-volume.max=10000",
             f"-s3.config={workdir / 's3.json'}",
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith(_STRIPPED_ENV_PREFIXES)}
