@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # `dg` checks that the project's .venv is the active one; these recipes run its programs without activating it.
 DG := VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/dg
 
-.PHONY: setup run test lint typecheck check-defs bench
+.PHONY: setup run test lint typecheck check-defs bench bench-real
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,15 @@ test: lint typecheck check-defs
 # `make bench BENCH_CRATEDB_URL=http://127.0.0.1:4200` measures against a CrateDB someone started.
 bench: setup
 	$(PY) benchmarks/backfill.py $(if $(BENCH_CRATEDB_URL),--crate-url $(BENCH_CRATEDB_URL))
+
+# A day of >= 1 M rows on a real CrateDB: JSON, Parquet, and dlt (a peer that pulls the rows through its own
+# process). dlt lives in a virtualenv of its own: it is a yardstick, not a dependency of the project.
+PEER_VENV ?= .venv-peer
+$(PEER_VENV)/.installed:
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet 'dlt[parquet,filesystem,s3]>=1.31' 'sqlalchemy-cratedb>=0.44'
+	touch $@
+
+bench-real: setup $(PEER_VENV)/.installed
+	$(if $(BENCH_CRATEDB_URL),,$(error set BENCH_CRATEDB_URL to a CrateDB someone started, e.g. http://127.0.0.1:4200))
+	$(PY) benchmarks/real_day.py --crate-url $(BENCH_CRATEDB_URL) --peer-python $(PEER_VENV)/bin/python

@@ -1,16 +1,22 @@
-"""A day of >= 1 million rows on a real CrateDB, exported as JSON (gzip) and as Parquet; what each costs.
+"""A day of >= 1 million rows on a real CrateDB, exported as JSON (gzip) and as Parquet, and by a peer.
 
-    python benchmarks/real_day.py --crate-url http://127.0.0.1:4200 [--rows 1000000]
+    python benchmarks/real_day.py --crate-url http://127.0.0.1:4200 [--rows 1000000] [--peer-python PY]
 
 Loads a tutorial-shaped `metrics` table server-side (INSERT ... SELECT FROM generate_series), then exports
 the same day twice through `ExportRun.export_day` — the whole day flow (lease, clean-up, COPY, source count,
 verification, manifest, marker) — once with `format: json`, once with `format: parquet`, against a SeaweedFS
-started here. CrateDB must reach 127.0.0.1 (host networking). Prints the figures; asserts nothing.
+started here. With `--peer-python` (the interpreter of a virtualenv with dlt and sqlalchemy-cratedb, which
+`make bench-real` creates) the same day is also exported by dlt, a peer that pulls the rows through its own
+process (child_dlt_day.py), into the same SeaweedFS as Parquet. CrateDB must reach 127.0.0.1 (host
+networking). Prints the figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import time
 import uuid
@@ -33,6 +39,7 @@ from cratedb_export_tests.support import METRICS_DDL, CrateUnderTest
 
 DAY = date(2024, 6, 15)
 DAY_START_MS = 1718409600000
+DAY_MS = 86_400_000
 
 
 def load(crate: CrateUnderTest, name: str, rows: int) -> None:
@@ -50,10 +57,28 @@ def load(crate: CrateUnderTest, name: str, rows: int) -> None:
     say(f"loaded {rows:,} rows into doc.{name} in {time.perf_counter() - started:.1f} s")
 
 
+def peer_day(python: str, crate_url: str, table: str, s3: SeaweedS3) -> dict:
+    """The same day through dlt, in a fresh process of the peer's virtualenv; the keys in its environment."""
+    child = Path(__file__).with_name("child_dlt_day.py")
+    arguments = [crate_url, "doc", table, "timestamp", str(DAY_START_MS), str(DAY_START_MS + DAY_MS)]
+    environment = {**os.environ, "PEER_AWS_ACCESS_KEY_ID": ACCESS_KEY, "PEER_AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    done = subprocess.run(
+        [python, str(child), *arguments, s3.endpoint_url, "bench-real"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the dlt run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crate-url", required=True)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--peer-python", help="a Python with dlt and sqlalchemy-cratedb installed")
     options = parser.parse_args()
     machine()
     crate = CrateUnderTest(url=options.crate_url, username=None, password=None, double=None)
@@ -100,6 +125,21 @@ def main() -> int:
                 f"a Parquet day against a JSON day: {parquet_s / json_s:.2f}x the time "
                 f"({parquet_s - json_s:+.1f} s), {parquet_day.total_bytes / json_day.total_bytes:.2f}x the bytes"
             )
+            if options.peer_python:
+                peer = peer_day(options.peer_python, options.crate_url, name, s3)
+                pages = s3.client().get_paginator("list_objects_v2").paginate(Bucket="bench-real", Prefix="dlt/")
+                stored = sum(
+                    o["Size"] for page in pages for o in page.get("Contents", ()) if o["Key"].endswith(".parquet")
+                )
+                say(
+                    f"dlt (sql_database, backend pyarrow -> filesystem, Parquet): {peer['rows']:,} rows in "
+                    f"{peer['seconds']:.1f} s (+{peer['import_seconds']:.1f} s importing dlt), peak RSS "
+                    f"{peer['peak_rss_mib']:.0f} MiB, {stored / (1 << 20):.1f} MiB stored"
+                )
+                say(
+                    f"dlt against cratedb-export, a Parquet day: {peer['seconds'] / parquet_s:.2f}x the time "
+                    f"({parquet_s:.1f} s ours, verified and marked); {stored / parquet_day.total_bytes:.2f}x the bytes"
+                )
     finally:
         crate.sql(f'DROP TABLE IF EXISTS "doc"."{name}"')
     return 0
