@@ -9,6 +9,9 @@
 2. Loading the code location with 1, 100 and 1,000 tables (fresh processes; time and peak RSS).
 3. Peak RSS of a fresh process verifying one exported object of >= 1 GiB uncompressed.
 
+`--only day-checks` measures what the per-day `matches_source` evaluations cost (issue 9, item 3) on a
+shorter range (10 tables x 91 days): (a), (b') with them, (b') with them switched off in this process, (a).
+
 It measures and prints; it asserts nothing. Figures with a target end in PASS/FAIL and in the summary.
 The stand-in runs as a separate process (its CLI), so it does not share a GIL with the measured code.
 """
@@ -75,6 +78,46 @@ def part_1(services: Services, workdir: Path) -> None:
             check(figure, day_exports.median_wall(runs) / (result.wall_s / table_days), at_least=50)
         else:
             failed(figure, "a run failed")
+
+
+DAY_CHECK_DAYS = 91
+
+
+def part_day_checks(services: Services, workdir: Path) -> None:
+    """(b') with and without the per-day check evaluations, between two measurements of the limit."""
+    day_exports.use_first_days(DAY_CHECK_DAYS)
+    table_days = day_exports.TABLES * DAY_CHECK_DAYS
+    heading(f"What the per-day check evaluations cost: {table_days:,} table-days, (b') with and without them")
+    rows = day_exports.load_tables(services.crate_url)
+    for name in ("checks-direct", "checks-with", "checks-without", "checks-direct-again"):
+        services.s3.create_bucket(day_exports.BUCKETS[name])
+    before, _ = _the_limit(services, rows, "checks-direct", "(a)")
+    walls = {}
+    for label, evaluated in (("with", True), ("without", False)):
+        say(f"(b') {label} a matches_source evaluation per verified day")
+        specs = day_exports.specs_for(day_exports.BUCKETS[f"checks-{label}"])
+        home = workdir / f"checks-{label}"
+        home.mkdir()
+        cpu_before = services.cpu_seconds()
+        with day_exports.day_checks_evaluated(evaluated):
+            result = day_exports.range_backfill(services, specs, home, subset_planned_events=True)
+        cpu = report.cpu_use(f"(b') {label}", cpu_before, services.cpu_seconds(), result.wall_s)
+        ours = cpu["this process"] / table_days * 1000
+        print(
+            f"  (b') {label}: wall {result.wall_s:.1f} s, {result.materializations:,} materializations, "
+            f"{'succeeded' if result.success else 'FAILED'}; this process {ours:.1f} ms CPU per table-day",
+            flush=True,
+        )
+        walls[label] = result.wall_s
+    after, _ = _the_limit(services, rows, "checks-direct-again", "(a)")
+    limit = (before.wall_s + after.wall_s) / 2
+    for label, wall in walls.items():
+        print(f"  (b') {label} the evaluations / (a): {wall / limit:.2f}x", flush=True)
+    print(
+        f"  the evaluations add {(walls['with'] - walls['without']) / table_days * 1000:.1f} ms of wall time per "
+        f"table-day ({walls['with'] / walls['without']:.2f}x)",
+        flush=True,
+    )
 
 
 def _the_limit(
@@ -228,8 +271,10 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["large-day"],
-        help="large-day: only part 3 (verifying and converting the >= 1 GiB day, a few minutes)",
+        choices=["large-day", "day-checks", "code-location"],
+        help="large-day: only part 3 (verifying and converting the >= 1 GiB day, a few minutes); "
+        "day-checks: what the per-day check evaluations cost (a shorter range, about 6 minutes); "
+        "code-location: only part 2 (loading the code location, a minute)",
     )
     options = parser.parse_args()
     # SIGTERM (e.g. a CI timeout) unwinds through the `finally` blocks that stop weed and the stand-in.
@@ -237,12 +282,19 @@ def main() -> int:
     report.machine()
     with temporary_workdir() as tmp:
         workdir = Path(tmp)
+        if options.only == "code-location":
+            part_2(workdir)
+            report.summary()
+            return 0
         say("starting SeaweedFS" + ("" if options.crate_url else " and the CrateDB stand-in (separate processes)"))
         with running_services(workdir, options.crate_url) as services:
             say(f"{services.crate_name} at {services.crate_url}, SeaweedFS S3 at {services.s3.endpoint_url}")
-            if not options.only:
-                part_1(services, workdir)
-            part_3(services)
+            if options.only == "day-checks":
+                part_day_checks(services, workdir)
+            else:
+                if not options.only:
+                    part_1(services, workdir)
+                part_3(services)
         say("servers stopped")
         if not options.only:
             part_2(workdir)  # with no servers running beside it
