@@ -14,7 +14,7 @@ import os
 import threading
 import zlib
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -143,18 +143,10 @@ class ObjectStore:
 
     def count_rows(self, directory: DayDirectory, obj: StoredObject) -> int:
         """Count the NDJSON lines of one object; a truncated object raises VerificationError."""
-        where = f"s3://{directory.bucket}/{obj.key}"
-        with _s3_errors(f"reading {where}"):
-            body = self._client.get_object(Bucket=directory.bucket, Key=obj.key)["Body"]
-            try:
-                chunks = body.iter_chunks(_CHUNK)
-                if obj.key.endswith(".gz"):
-                    chunks = _gunzip(chunks, where)
-                return _count_lines(chunks, where)
-            finally:
-                body.close()
+        with contextlib.closing(self.stream(directory, obj)) as chunks:
+            return _count_lines(chunks, f"s3://{directory.bucket}/{obj.key}")
 
-    def stream(self, directory: DayDirectory, obj: StoredObject) -> Iterator[bytes]:
+    def stream(self, directory: DayDirectory, obj: StoredObject) -> Generator[bytes]:
         """The object's bytes, inflated if it is gzip, in pieces of at most a few MiB."""
         where = f"s3://{directory.bucket}/{obj.key}"
         with _s3_errors(f"reading {where}"):
