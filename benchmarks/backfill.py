@@ -11,6 +11,8 @@
 
 `--only day-checks` measures what the per-day `matches_source` evaluations cost (issue 9, item 3) on a
 shorter range (10 tables x 91 days): (a), (b') with them, (b') with them switched off in this process, (a).
+`--only parallel-runs` measures the same range as one run and as two runs at once, each in its own process
+(what CRATEDB_EXPORT_DAYS_PER_RUN makes of a backfill through the daemon): (a), (b'), (b''), (a).
 
 It measures and prints; it asserts nothing. Figures with a target end in PASS/FAIL and in the summary.
 The stand-in runs as a separate process (its CLI), so it does not share a GIL with the measured code.
@@ -118,6 +120,54 @@ def part_day_checks(services: Services, workdir: Path) -> None:
         f"table-day ({walls['with'] / walls['without']:.2f}x)",
         flush=True,
     )
+
+
+PARALLEL_RUNS = 2
+
+
+def part_parallel_runs(services: Services, workdir: Path) -> None:
+    """(b') as one run against the same days as PARALLEL_RUNS runs at once, between two measurements of the limit."""
+    day_exports.use_first_days(DAY_CHECK_DAYS)
+    table_days = day_exports.TABLES * DAY_CHECK_DAYS
+    heading(
+        f"A backfill spread over processes: {table_days:,} table-days as one run, and as {PARALLEL_RUNS} runs "
+        f"at once ({day_exports.COPIES_IN_FLIGHT} COPYs in flight in all, either way)"
+    )
+    rows = day_exports.load_tables(services.crate_url)
+    for name in ("parallel-direct", "parallel-one", "parallel-runs", "parallel-direct-again"):
+        services.s3.create_bucket(day_exports.BUCKETS[name])
+    before, _ = _the_limit(services, rows, "parallel-direct", "(a)")
+    walls = {}
+    for label in ("one", "runs"):
+        title = "(b') one run" if label == "one" else f"(b'') {PARALLEL_RUNS} runs at once, one process each"
+        say(title)
+        specs = day_exports.specs_for(day_exports.BUCKETS[f"parallel-{label}"])
+        home = workdir / f"parallel-{label}"
+        home.mkdir()
+        cpu_before = services.cpu_seconds()
+        if label == "one":
+            result = day_exports.range_backfill(services, specs, home, subset_planned_events=True)
+        else:
+            result = day_exports.parallel_range_runs(services, specs, home, PARALLEL_RUNS)
+        # The run processes' CPU is counted with this process's once they have been waited for.
+        cpu = report.cpu_use(title, cpu_before, services.cpu_seconds(), result.wall_s)
+        markers, missing = day_exports.count_markers(services, specs)
+        complete = result.success and not missing and result.rows == rows
+        print(
+            f"  {title}: wall {result.wall_s:.1f} s, {result.materializations:,} materializations, {markers:,} "
+            f"markers, {'complete' if complete else 'INCOMPLETE'}; exporter CPU "
+            f"{cpu['this process'] / table_days * 1000:.1f} ms per table-day",
+            flush=True,
+        )
+        walls[label] = result.wall_s if complete else None
+    after, _ = _the_limit(services, rows, "parallel-direct-again", "(a)")
+    limit = (before.wall_s + after.wall_s) / 2
+    for label, wall in walls.items():
+        name = "(b') one run" if label == "one" else f"(b'') {PARALLEL_RUNS} runs"
+        print(f"  {name} / (a): {f'{wall / limit:.2f}x' if wall else 'incomplete'}", flush=True)
+    if walls["one"] and walls["runs"]:
+        ratio = walls["runs"] / walls["one"]
+        print(f"  {PARALLEL_RUNS} runs at once take {ratio:.2f}x the time of one run", flush=True)
 
 
 def _the_limit(
@@ -271,10 +321,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["large-day", "day-checks", "code-location"],
+        choices=["large-day", "day-checks", "parallel-runs", "code-location"],
         help="large-day: only part 3 (verifying and converting the >= 1 GiB day, a few minutes); "
         "day-checks: what the per-day check evaluations cost (a shorter range, about 6 minutes); "
-        "code-location: only part 2 (loading the code location, a minute)",
+        "parallel-runs: one run against two runs at once, each its own process (a shorter range, about 6 "
+        "minutes); code-location: only part 2 (loading the code location, a minute)",
     )
     options = parser.parse_args()
     # SIGTERM (e.g. a CI timeout) unwinds through the `finally` blocks that stop weed and the stand-in.
@@ -291,6 +342,8 @@ def main() -> int:
             say(f"{services.crate_name} at {services.crate_url}, SeaweedFS S3 at {services.s3.endpoint_url}")
             if options.only == "day-checks":
                 part_day_checks(services, workdir)
+            elif options.only == "parallel-runs":
+                part_parallel_runs(services, workdir)
             else:
                 if not options.only:
                     part_1(services, workdir)

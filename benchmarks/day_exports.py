@@ -8,6 +8,7 @@ a bucket of its own, so each really writes every day.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import statistics
@@ -55,6 +56,10 @@ BUCKETS = {
     "checks-with": "bench-checks-with",
     "checks-without": "bench-checks-without",
     "checks-direct-again": "bench-checks-direct-again",
+    "parallel-direct": "bench-parallel-direct",
+    "parallel-one": "bench-parallel-one",
+    "parallel-runs": "bench-parallel-runs",
+    "parallel-direct-again": "bench-parallel-direct-again",
 }
 PROGRESS_EVERY = 15.0
 
@@ -245,6 +250,52 @@ def range_backfill(
         say(f"  the range run FAILED; console output in {console}:")
         print("\n".join(console.read_text(errors="replace").splitlines()[-20:]), flush=True)
     return RangeResult(wall, result.success, len(materializations), rows, stages, phases, events)
+
+
+def parallel_range_runs(services: Services, specs: Sequence[ExportSpec], workdir: Path, runs: int) -> RangeResult:
+    """The same days as `runs` runs of consecutive days, each its own process, all at once on one instance:
+    what `CRATEDB_EXPORT_DAYS_PER_RUN` makes of a backfill through the daemon (the pool's default limit
+    lets two export steps run at once). Created with one planned event per asset, like (b'). Each run keeps
+    COPIES_IN_FLIGHT / runs COPYs in flight, so CrateDB sees as many at once as in (a) and (b')."""
+    config = workdir / "exports-parallel.yaml"
+    config.write_text(
+        yaml.safe_dump({"exports": [s.model_dump(mode="json", exclude_defaults=True) for s in specs]}, sort_keys=False)
+    )
+    home = workdir / "dagster-parallel"
+    home.mkdir()
+    env = child_env(
+        **services.export_env(),
+        CRATEDB_EXPORT_CONFIG=str(config),
+        CRATEDB_EXPORT_MAX_CONCURRENT_COPIES=str(max(1, COPIES_IN_FLIGHT // runs)),
+        **{SUBSET_PLANNED_EVENTS: "1"},
+    )
+    size = -(-len(DAYS) // runs)
+    chunks = [DAYS[start : start + size] for start in range(0, len(DAYS), size)]
+    started = time.perf_counter()
+    children = []
+    for number, chunk in enumerate(chunks):
+        out, err = (workdir / f"parallel-run-{number}.{kind}" for kind in ("out", "log"))
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            command = [sys.executable, str(ROOT / "benchmarks" / "child_range_run.py")]
+            command += [chunk[0].isoformat(), chunk[-1].isoformat(), str(home)]
+            children.append((subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr), out, err))
+    outcomes = []
+    for process, out, err in children:
+        process.wait()
+        lines = out.read_text(errors="replace").strip().splitlines()
+        if process.returncode != 0 or not lines:
+            say(f"  a run process FAILED (exit code {process.returncode}); its console log {err}:")
+            print("\n".join(err.read_text(errors="replace").splitlines()[-20:]), flush=True)
+            outcomes.append({"success": False, "materializations": 0, "rows": 0})
+        else:
+            outcomes.append(json.loads(lines[-1]))
+    wall = time.perf_counter() - started
+    return RangeResult(
+        wall,
+        all(o["success"] for o in outcomes),
+        sum(o["materializations"] for o in outcomes),
+        sum(o["rows"] for o in outcomes),
+    )
 
 
 @contextlib.contextmanager
