@@ -212,7 +212,7 @@ def _range_backfill(
     )
     print(
         f"  {label} {ranged.wall_s / table_days * 1000:.1f} ms per table-day; export_day mean "
-        f"{ranged.stage_s['duration_s'] / done * 1000:.1f} ms, of which COPY (incl. waiting for a slot) "
+        f"{ranged.stage_s['duration_s'] / done * 1000:.1f} ms, of which COPY in its slot (not waiting for one) "
         f"{ranged.stage_s['copy_duration_s'] / done * 1000:.1f} ms",
         flush=True,
     )
