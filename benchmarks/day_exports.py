@@ -27,7 +27,7 @@ import yaml
 from crate import client as crate_client
 from dagster import DagsterInstance
 from report import say
-from services import ROOT, Services, child_env
+from services import ROOT, Services, child_env, log_tail, redacted
 
 from cratedb_export import checks
 from cratedb_export.config import ExportSpec, parse_export_specs
@@ -248,7 +248,7 @@ def range_backfill(
             stages[name] += metadata[name].value
     if not result.success:
         say(f"  the range run FAILED; console output in {console}:")
-        print("\n".join(console.read_text(errors="replace").splitlines()[-20:]), flush=True)
+        print(log_tail(console), flush=True)
     return RangeResult(wall, result.success, len(materializations), rows, stages, phases, events)
 
 
@@ -285,7 +285,7 @@ def parallel_range_runs(services: Services, specs: Sequence[ExportSpec], workdir
         lines = out.read_text(errors="replace").strip().splitlines()
         if process.returncode != 0 or not lines:
             say(f"  a run process FAILED (exit code {process.returncode}); its console log {err}:")
-            print("\n".join(err.read_text(errors="replace").splitlines()[-20:]), flush=True)
+            print(log_tail(err), flush=True)
             outcomes.append({"success": False, "materializations": 0, "rows": 0})
         else:
             outcomes.append(json.loads(lines[-1]))
@@ -416,7 +416,7 @@ def per_partition_runs(services: Services, specs: Sequence[ExportSpec], workdir:
         marker = "present" if marked else "MISSING"
         say(f"  (c) {asset} {day}: {wall:.2f} s, exit code {done.returncode}, _SUCCESS {marker}")
         if not ok:
-            print("\n".join((done.stdout + done.stderr).splitlines()[-20:]), flush=True)
+            print(redacted("\n".join((done.stdout + done.stderr).splitlines()[-20:])), flush=True)
     return results
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from procstat import machine_busy_cpu_seconds, process_cpu_seconds
 
+from cratedb_export.redaction import Redactor
 from cratedb_export.target import S3Access
 from cratedb_export_tests.s3_server import SeaweedS3
 
@@ -70,6 +71,18 @@ class Services:
         }
 
 
+def redacted(text: str) -> str:
+    """A child's output with the benchmark's S3 keys masked before it is shown (a traceback may echo them)."""
+    redactor = Redactor()
+    redactor.add(ACCESS_KEY, SECRET_KEY)
+    return redactor.redact(text)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a child's log file, redacted, to show when the child failed."""
+    return redacted("\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+
+
 def run_child(script: Path, *args: str, what: str, **env: str) -> dict:
     """Run a measuring child script in a fresh interpreter; it prints its figures as JSON on the last line."""
     done = subprocess.run(
@@ -81,7 +94,7 @@ def run_child(script: Path, *args: str, what: str, **env: str) -> dict:
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed:\n{redacted(done.stderr[-3000:])}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -141,7 +154,7 @@ def _wait_for_url(process: subprocess.Popen[bytes], log_path: Path) -> str:
         if process.poll() is not None:
             break
         time.sleep(0.1)
-    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+    tail = log_tail(log_path, 30)
     raise RuntimeError(f"the CrateDB stand-in did not print its URL (exit code {process.poll()}):\n{tail}")
 
 
