@@ -88,6 +88,13 @@ def specs_for(bucket: str) -> list[ExportSpec]:
     )
 
 
+def write_exports_yaml(path: Path, specs: Sequence[ExportSpec]) -> Path:
+    """The specs as an exports.yaml, for run processes that load the code location as a deployment does."""
+    entries = [spec.model_dump(mode="json", exclude_defaults=True) for spec in specs]
+    path.write_text(yaml.safe_dump({"exports": entries}, sort_keys=False))
+    return path
+
+
 def load_tables(crate_url: str) -> int:
     """10 tutorial-shaped tables (4 shards, partitioned by quarter), 2–3 rows per day, via bulk_args."""
     connection = crate_client.connect(crate_url)
@@ -257,10 +264,7 @@ def parallel_range_runs(services: Services, specs: Sequence[ExportSpec], workdir
     what `CRATEDB_EXPORT_DAYS_PER_RUN` makes of a backfill through the daemon (the pool's default limit
     lets two export steps run at once). Created with one planned event per asset, like (b'). Each run keeps
     COPIES_IN_FLIGHT / runs COPYs in flight, so CrateDB sees as many at once as in (a) and (b')."""
-    config = workdir / "exports-parallel.yaml"
-    config.write_text(
-        yaml.safe_dump({"exports": [s.model_dump(mode="json", exclude_defaults=True) for s in specs]}, sort_keys=False)
-    )
+    config = write_exports_yaml(workdir / "exports-parallel.yaml", specs)
     home = workdir / "dagster-parallel"
     home.mkdir()
     env = child_env(
@@ -394,9 +398,7 @@ def sample_days() -> list[date]:
 
 def per_partition_runs(services: Services, specs: Sequence[ExportSpec], workdir: Path) -> list[RunResult]:
     """`dagster asset materialize --partition <day>` per partition: a fresh process loads everything."""
-    config = workdir / "exports-runs.yaml"
-    entries = [spec.model_dump(mode="json", exclude_defaults=True) for spec in specs]
-    config.write_text(yaml.safe_dump({"exports": entries}, sort_keys=False))
+    config = write_exports_yaml(workdir / "exports-runs.yaml", specs)
     home = workdir / "dagster-home-runs"
     home.mkdir()
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")  # the instance README tells users to use
