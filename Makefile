@@ -8,17 +8,17 @@ DG := VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/dg
 
 .PHONY: setup run test lint typecheck check-defs bench bench-real
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml testbed/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test]' -e ./testbed
 	touch $@
 
 setup: $(VENV)/.installed
 
-# `dg dev` with the sandbox (or your CrateDB and S3 when CRATEDB_URL is set); see cratedb_export_tests/sandbox.py.
+# `dg dev` with the sandbox (or your CrateDB and S3 when CRATEDB_URL is set); see testbed/cratedb_export_testbed/sandbox.py.
 run: setup
-	$(PY) -m cratedb_export_tests.sandbox
+	$(PY) -m cratedb_export_testbed.sandbox
 
 lint: setup
 	$(VENV)/bin/ruff check .

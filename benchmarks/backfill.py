@@ -24,16 +24,13 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test package is not installed
-
 import code_location_load
 import day_exports
 import large_day
 import report
+from cratedb_export_testbed.support import SUBSET_PLANNED_EVENTS
 from report import check, failed, heading, say
 from services import Services, running_services, temporary_workdir
-
-from cratedb_export_tests.support import SUBSET_PLANNED_EVENTS
 
 
 def part_1(services: Services, workdir: Path) -> None:

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test package is not installed
 warnings.simplefilter("ignore")
 
 from dagster import (  # noqa: E402
@@ -42,12 +41,12 @@ from dagster import (  # noqa: E402
     multi_asset,
 )
 
-from cratedb_export.assets import partitions_for  # noqa: E402
-from cratedb_export.checks import DayChecks, check_specs  # noqa: E402
-from cratedb_export.config import parse_export_specs  # noqa: E402
-from cratedb_export.export import DayExport, ExportedFile  # noqa: E402
-from cratedb_export.metadata import day_metadata  # noqa: E402
-from cratedb_export.window import DayWindow  # noqa: E402
+from cratedb_export.core.config import parse_export_specs  # noqa: E402
+from cratedb_export.core.export import DayExport, ExportedFile  # noqa: E402
+from cratedb_export.core.window import DayWindow  # noqa: E402
+from cratedb_export.orchestration.checks import DayChecks, check_specs  # noqa: E402
+from cratedb_export.orchestration.metadata import day_metadata  # noqa: E402
+from cratedb_export.orchestration.partitions import partitions_for  # noqa: E402
 
 FIRST = date(2024, 1, 1)
 
@@ -104,7 +103,7 @@ def _instance(home: str, postgres: bool) -> Iterator[DagsterInstance]:
         with DagsterInstance.local_temp(home) as instance:
             yield instance
         return
-    from cratedb_export_tests.pg_server import EmbeddedPostgres
+    from cratedb_export_testbed.postgres import EmbeddedPostgres
 
     with EmbeddedPostgres() as server:
         os.environ["BENCH_PG_PASSWORD"] = server.password

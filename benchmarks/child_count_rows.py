@@ -15,8 +15,8 @@ from procstat import peak_rss_kib, rss_kib
 
 def main(endpoint: str, bucket: str, prefix: str, key: str, size: int) -> None:
     started = time.perf_counter()
-    from cratedb_export.storage import ObjectStore, StoredObject
-    from cratedb_export.target import DayDirectory, S3Access
+    from cratedb_export.core.storage import ObjectStore, StoredObject
+    from cratedb_export.core.target import DayDirectory, S3Access
 
     store = ObjectStore(
         S3Access(os.environ["ACCESS_KEY_ID"], os.environ["SECRET_ACCESS_KEY"], endpoint=endpoint, protocol="http")

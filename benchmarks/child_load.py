@@ -17,9 +17,9 @@ def main() -> None:
     import dagster
 
     imported_dagster = time.perf_counter()
-    import cratedb_export
+    from cratedb_export.definitions import defs as code_location
 
-    defs = cratedb_export.defs()  # builds the definitions from CRATEDB_EXPORT_CONFIG
+    defs = code_location()  # builds the definitions from CRATEDB_EXPORT_CONFIG
 
     built = time.perf_counter()
     dagster.Definitions.validate_loadable(defs)

@@ -17,8 +17,8 @@ import time
 
 from dagster import DagsterInstance
 
-from cratedb_export.definitions import build_definitions
-from cratedb_export.schedules import JOB
+from cratedb_export.orchestration.build import build_definitions
+from cratedb_export.orchestration.schedules import JOB
 
 
 def main() -> None:

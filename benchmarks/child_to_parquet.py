@@ -23,10 +23,10 @@ COLUMNS = [
 
 def main(endpoint: str, bucket: str, prefix: str, rows: int) -> None:
     started = time.perf_counter()
-    from cratedb_export.formats import staging_directory
-    from cratedb_export.formats.publish import publish_parquet
-    from cratedb_export.storage import ObjectStore
-    from cratedb_export.target import DayDirectory, S3Access
+    from cratedb_export.core.formats import staging_directory
+    from cratedb_export.core.formats.publish import publish_parquet
+    from cratedb_export.core.storage import ObjectStore
+    from cratedb_export.core.target import DayDirectory, S3Access
 
     store = ObjectStore(
         S3Access(os.environ["ACCESS_KEY_ID"], os.environ["SECRET_ACCESS_KEY"], endpoint=endpoint, protocol="http")

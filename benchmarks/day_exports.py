@@ -25,20 +25,20 @@ from pathlib import Path
 
 import yaml
 from crate import client as crate_client
+from cratedb_export_testbed.support import METRICS_DDL, SUBSET_PLANNED_EVENTS, materialize_command
 from dagster import DagsterInstance
 from report import say
 from services import ROOT, Services, child_env, log_tail, redacted
 
 from cratedb_export import checks
-from cratedb_export.config import ExportSpec, parse_export_specs
-from cratedb_export.definitions import build_definitions
-from cratedb_export.resource import CrateDBExportResource
-from cratedb_export.schedules import JOB
-from cratedb_export.statement import Statement, copy_statement
-from cratedb_export.storage import SUCCESS, ObjectStore
-from cratedb_export.target import DayDirectory, target_uri
-from cratedb_export.window import DayWindow
-from cratedb_export_tests.support import METRICS_DDL, SUBSET_PLANNED_EVENTS, materialize_command
+from cratedb_export.core.config import ExportSpec, parse_export_specs
+from cratedb_export.core.statement import Statement, copy_statement
+from cratedb_export.core.storage import SUCCESS, ObjectStore
+from cratedb_export.core.target import DayDirectory, target_uri
+from cratedb_export.core.window import DayWindow
+from cratedb_export.orchestration.build import build_definitions
+from cratedb_export.orchestration.resource import CrateDBExportResource
+from cratedb_export.orchestration.schedules import JOB
 
 TABLES = 10
 FIRST_DAY, LAST_DAY = date(2024, 1, 1), date(2024, 12, 30)  # 365 days of 2024 (a leap year): 3,650 table-days

@@ -23,19 +23,17 @@ import uuid
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from cratedb_export_testbed.seaweedfs import SeaweedS3
+from cratedb_export_testbed.support import METRICS_DDL, CrateUnderTest
 from report import machine, say
 from services import ACCESS_KEY, SECRET_KEY, redacted
 
-from cratedb_export.config import parse_export_specs
-from cratedb_export.cratedb import CrateDB
-from cratedb_export.export import ExportRun
-from cratedb_export.lease import Holder
-from cratedb_export.storage import ObjectStore
-from cratedb_export.target import S3Access
-from cratedb_export_tests.s3_server import SeaweedS3
-from cratedb_export_tests.support import METRICS_DDL, CrateUnderTest
+from cratedb_export.core.config import parse_export_specs
+from cratedb_export.core.cratedb import CrateDB
+from cratedb_export.core.export import ExportRun
+from cratedb_export.core.lease import Holder
+from cratedb_export.core.storage import ObjectStore
+from cratedb_export.core.target import S3Access
 
 DAY = date(2024, 6, 15)
 DAY_START_MS = 1718409600000

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from cratedb_export_testbed.seaweedfs import SeaweedS3
 from procstat import machine_busy_cpu_seconds, process_cpu_seconds
 
-from cratedb_export.redaction import Redactor
-from cratedb_export.target import S3Access
-from cratedb_export_tests.s3_server import SeaweedS3
+from cratedb_export.core.redaction import Redactor
+from cratedb_export.core.target import S3Access
 
 ROOT = Path(__file__).resolve().parent.parent
 # Keys with the characters that must be percent-encoded in s3:// URIs, as in the test suite.
@@ -120,10 +120,10 @@ def running_services(workdir: Path, crate_url: str | None = None) -> Iterator[Se
 
 @contextlib.contextmanager
 def crate_stand_in(log_path: Path) -> Iterator[tuple[str, int]]:
-    """`python -m cratedb_export_tests.crate_double --port N` in its own process group; yields URL and pid."""
+    """`python -m cratedb_export_testbed.standin --port N` in its own process group; yields URL and pid."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cratedb_export_tests.crate_double", "--port", str(_free_port())],
+            [sys.executable, "-m", "cratedb_export_testbed.standin", "--port", str(_free_port())],
             cwd=ROOT,
             env=child_env(),
             stdin=subprocess.DEVNULL,

@@ -37,9 +37,9 @@ from dagster import Component, ComponentLoadContext, Definitions, Model, Resolva
 from dagster.components import scaffold_with
 from pydantic import Field, field_validator
 
-from .config import ExportSpec, parse_export_document
-from .definitions import DEFAULT_ENV, export_definitions, resource_from_env
-from .names import ExportNames, check_name
+from cratedb_export.core.config import ExportSpec, parse_export_document
+from cratedb_export.orchestration.build import DEFAULT_ENV, export_definitions, resource_from_env
+from cratedb_export.orchestration.names import ExportNames, check_name
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -12,11 +12,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
-from cratedb_export_tests.crate_double import CrateDouble
-from cratedb_export_tests.pg_server import EmbeddedPostgres, PostgresDatabase
-from cratedb_export_tests.s3_server import SeaweedS3
-from cratedb_export_tests.support import TEST_SECRETS, CrateUnderTest, Secrets
+from cratedb_export_testbed.postgres import EmbeddedPostgres, PostgresDatabase
+from cratedb_export_testbed.seaweedfs import SeaweedS3
+from cratedb_export_testbed.standin import CrateDouble
+from cratedb_export_testbed.support import TEST_SECRETS, CrateUnderTest, Secrets
 
 SECRETS = TEST_SECRETS
 PG_PASSWORD_ENV = "DAGSTER_PG_PASSWORD"

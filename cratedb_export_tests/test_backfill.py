@@ -8,12 +8,8 @@ from datetime import date, timedelta
 
 import pytest
 import yaml
-from dagster import AssetKey, AssetPartitionStatus, DagsterEventType, DagsterInstance
-
-from cratedb_export.assets import partitions_for
-from cratedb_export.config import parse_export_specs
-from cratedb_export_tests.pg_server import database_text
-from cratedb_export_tests.support import (
+from cratedb_export_testbed.postgres import database_text
+from cratedb_export_testbed.support import (
     SUBSET_PLANNED_EVENTS,
     create_metrics_table,
     list_keys,
@@ -22,6 +18,10 @@ from cratedb_export_tests.support import (
     run_export,
     spec_for,
 )
+from dagster import AssetKey, AssetPartitionStatus, DagsterEventType, DagsterInstance
+
+from cratedb_export.core.config import parse_export_specs
+from cratedb_export.orchestration.partitions import partitions_for
 
 ASSET_MATERIALIZATION_PLANNED = DagsterEventType.ASSET_MATERIALIZATION_PLANNED
 DAYS = [date(2024, 7, 1) + timedelta(days=i) for i in range(5)]

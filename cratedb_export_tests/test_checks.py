@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from cratedb_export_testbed.support import create_metrics_table, run_export, spec_for
 from dagster import (
     AssetCheckKey,
     AssetKey,
@@ -24,13 +25,12 @@ from dagster._core.storage.asset_check_execution_record import (
 )
 from dagster._core.storage.asset_check_state import AssetCheckState, bulk_update_asset_check_state
 
-from cratedb_export.assets import partitions_for
-from cratedb_export.checks import CHECK, EMPTY_DAY_CHECK
-from cratedb_export.config import parse_export_specs
-from cratedb_export.definitions import build_definitions, resource_from_env
-from cratedb_export.freshness import CHECK as LANDED
-from cratedb_export.freshness import Deadline
-from cratedb_export_tests.support import create_metrics_table, run_export, spec_for
+from cratedb_export.core.config import parse_export_specs
+from cratedb_export.orchestration.build import build_definitions, resource_from_env
+from cratedb_export.orchestration.checks import CHECK, EMPTY_DAY_CHECK
+from cratedb_export.orchestration.freshness import CHECK as LANDED
+from cratedb_export.orchestration.freshness import Deadline
+from cratedb_export.orchestration.partitions import partitions_for
 
 D0, D1, D2, D3 = (date(2024, 8, 1) + timedelta(days=i) for i in range(4))
 PASSED, FAILED = AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED

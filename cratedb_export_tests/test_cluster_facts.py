@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from cratedb_export_testbed.standin import CrateDouble
+from cratedb_export_testbed.support import failure_message, run_export
 
-from cratedb_export.cluster import ClusterFacts, Node, defect_of
-from cratedb_export.config import ExportSpec
-from cratedb_export.copy_jobs import JobsSettings
-from cratedb_export.errors import PermanentError, TransientError, classify_crate_error
-from cratedb_export_tests.crate_double import CrateDouble
-from cratedb_export_tests.support import failure_message, run_export
+from cratedb_export.core.cluster import ClusterFacts, Node, defect_of
+from cratedb_export.core.config import ExportSpec
+from cratedb_export.core.copy_jobs import JobsSettings
+from cratedb_export.core.errors import PermanentError, TransientError, classify_crate_error
 
 
 def _spec(target: str = "crate-astro-tutorial/metrics") -> ExportSpec:

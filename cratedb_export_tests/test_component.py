@@ -15,14 +15,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+from cratedb_export_testbed.dg_project import COMPONENT_TYPE, DgProject, dg_env, entry, make_project, run_dg
+from cratedb_export_testbed.support import create_metrics_table, list_keys, read_rows, spec_for
 from dagster import AssetKey
 
 from cratedb_export import ConfigError, build_definitions, load_export_config
 from cratedb_export.component import CrateDBExportComponent
-from cratedb_export.definitions import resource_from_env
-from cratedb_export.storage import MANIFEST, SUCCESS
-from cratedb_export_tests.dg_project import COMPONENT_TYPE, DgProject, dg_env, entry, make_project, run_dg
-from cratedb_export_tests.support import create_metrics_table, list_keys, read_rows, spec_for
+from cratedb_export.core.storage import MANIFEST, SUCCESS
+from cratedb_export.orchestration.build import resource_from_env
 
 BAD_ENTRIES = [
     entry("doc.metrics", "exports-bucket/metrics"),

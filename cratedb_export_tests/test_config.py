@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 import yaml
 
-from cratedb_export.config import ConfigError, ExportSpec, load_export_config, parse_export_specs
+from cratedb_export.core.config import ConfigError, ExportSpec, load_export_config, parse_export_specs
 
 GOOD = {"table": "doc.metrics", "timestamp_column": "timestamp", "target": "crate-astro-tutorial/metrics"}
 
@@ -216,7 +216,7 @@ def test_code_location_refuses_to_load_a_bad_configuration(tmp_path):
     env = {**os.environ, "CRATEDB_EXPORT_CONFIG": str(path)}
     # Loaded as the code location (the definitions are built when Dagster loads it, not on import).
     loaded = subprocess.run(
-        [sys.executable, "-c", "import cratedb_export; cratedb_export.defs()"],
+        [sys.executable, "-c", "from cratedb_export.definitions import defs; defs()"],
         env=env,
         capture_output=True,
         text=True,

@@ -6,10 +6,10 @@ from datetime import date
 
 import pytest
 
-from cratedb_export.copy_jobs import CopyRunner, CopyTag, JobsSettings
-from cratedb_export.cratedb import Reply
-from cratedb_export.errors import AnswerLost, CopyOutcomeUnknown, TransientError
-from cratedb_export.statement import Statement
+from cratedb_export.core.copy_jobs import CopyRunner, CopyTag, JobsSettings
+from cratedb_export.core.cratedb import Reply
+from cratedb_export.core.errors import AnswerLost, CopyOutcomeUnknown, TransientError
+from cratedb_export.core.statement import Statement
 
 TAG = CopyTag.new("doc.metrics", date(2024, 1, 1))
 COPY = Statement(f"{TAG.comment} COPY ...", ())

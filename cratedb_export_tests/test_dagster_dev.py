@@ -26,12 +26,12 @@ from typing import Any
 
 import pytest
 import yaml
+from cratedb_export_testbed.support import create_metrics_table, instance_text, list_keys, read_rows, spec_for
 from dagster import DagsterInstance
 from dagster_graphql import DagsterGraphQLClient
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 
-from cratedb_export.storage import MANIFEST, SUCCESS
-from cratedb_export_tests.support import create_metrics_table, instance_text, list_keys, read_rows, spec_for
+from cratedb_export.core.storage import MANIFEST, SUCCESS
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"

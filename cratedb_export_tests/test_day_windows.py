@@ -7,8 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-
-from cratedb_export_tests.support import CrateUnderTest, failure_message, list_keys, read_rows, run_export
+from cratedb_export_testbed.support import CrateUnderTest, failure_message, list_keys, read_rows, run_export
 
 
 def _wall_ms(text: str) -> int:

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cratedb_export_testbed.dg_project import dg_env, run_dg
+from cratedb_export_testbed.sandbox import sample_days, sandbox_config
+from cratedb_export_testbed.support import create_metrics_table, list_keys, spec_for
 from dagster import AssetKey, DagsterInstance, build_schedule_context
 from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 
-from cratedb_export.storage import SUCCESS
-from cratedb_export_tests.dg_project import dg_env, run_dg
-from cratedb_export_tests.sandbox import sample_days, sandbox_config
-from cratedb_export_tests.support import create_metrics_table, list_keys, spec_for
+from cratedb_export.core.storage import SUCCESS
 from cratedb_export_tests.test_dagster_dev import _alive, _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +101,7 @@ def test_schedule_runs_the_partitioned_job_as_the_ui_shows_it(tmp_path, monkeypa
     )
     monkeypatch.setenv("CRATEDB_EXPORT_CONFIG", str(config))
     definitions_file = tmp_path / "location.py"
-    definitions_file.write_text("from cratedb_export import defs\n")
+    definitions_file.write_text("from cratedb_export.definitions import defs\n")
 
     with define_out_of_process_context(str(definitions_file), "defs", instance) as context:
         data = execute_dagster_graphql(context, SCHEDULE_QUERY).data
@@ -124,9 +124,9 @@ def test_schedule_runs_the_partitioned_job_as_the_ui_shows_it(tmp_path, monkeypa
     # it in, it must be the job's.
     assert schedule["partitionSet"] is None or schedule["partitionSet"]["name"] == job_set["name"]
 
-    import cratedb_export
+    from cratedb_export.definitions import defs
 
-    built = cratedb_export.defs().resolve_schedule_def("daily_cratedb_export_schedule")
+    built = defs().resolve_schedule_def("daily_cratedb_export_schedule")
     tick = built.evaluate_tick(
         build_schedule_context(instance=instance, scheduled_execution_time=datetime(2024, 3, 5, tzinfo=UTC))
     )
@@ -166,7 +166,7 @@ query {
 
 @pytest.mark.slow
 def test_make_run_sandbox_serves_the_ui_and_stops_cleanly_on_ctrl_c(tmp_path):
-    """`python -m cratedb_export_tests.sandbox` (what `make run` runs): SeaweedFS, the stand-in and `dg dev`
+    """`python -m cratedb_export_testbed.sandbox` (what `make run` runs): SeaweedFS, the stand-in and `dg dev`
     come up without false warnings; the asset's partitions are the sample days; SIGINT to its process
     group (a terminal's Ctrl-C, once the sandbox holds the foreground) stops everything, exit status 0."""
     port = _free_port()
@@ -176,7 +176,7 @@ def test_make_run_sandbox_serves_the_ui_and_stops_cleanly_on_ctrl_c(tmp_path):
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cratedb_export_tests.sandbox"],
+            [sys.executable, "-m", "cratedb_export_testbed.sandbox"],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

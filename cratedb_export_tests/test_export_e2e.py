@@ -7,10 +7,7 @@ import re
 from datetime import UTC, date, datetime
 
 import pytest
-from dagster import AssetKey, build_schedule_context
-
-from cratedb_export.definitions import build_definitions, resource_from_env
-from cratedb_export_tests.support import (
+from cratedb_export_testbed.support import (
     create_metrics_table,
     failure_message,
     instance_text,
@@ -19,6 +16,9 @@ from cratedb_export_tests.support import (
     run_export,
     spec_for,
 )
+from dagster import AssetKey, build_schedule_context
+
+from cratedb_export.orchestration.build import build_definitions, resource_from_env
 
 D0, D1, D2 = date(2024, 3, 30), date(2024, 3, 31), date(2024, 4, 1)  # D2 starts a new quarter partition
 

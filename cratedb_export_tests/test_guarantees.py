@@ -12,12 +12,8 @@ from datetime import date
 from urllib.parse import quote
 
 import pytest
-from dagster import AssetCheckKey, AssetKey, AssetsDefinition
-
-from cratedb_export.assets import POOL
-from cratedb_export.definitions import build_definitions, resource_from_env
-from cratedb_export_tests.s3_server import SeaweedS3
-from cratedb_export_tests.support import (
+from cratedb_export_testbed.seaweedfs import SeaweedS3
+from cratedb_export_testbed.support import (
     create_metrics_table,
     failure_message,
     instance_text,
@@ -26,6 +22,10 @@ from cratedb_export_tests.support import (
     run_export,
     spec_for,
 )
+from dagster import AssetCheckKey, AssetKey, AssetsDefinition
+
+from cratedb_export.orchestration.assets import POOL
+from cratedb_export.orchestration.build import build_definitions, resource_from_env
 
 DAY = date(2024, 5, 14)
 PARTITION = DAY.isoformat()

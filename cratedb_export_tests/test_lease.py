@@ -7,12 +7,12 @@ import time
 from datetime import date
 
 import pytest
+from cratedb_export_testbed.support import list_keys
 
-from cratedb_export.errors import PermanentError
-from cratedb_export.lease import DayLeases, Holder
-from cratedb_export.storage import LEASE, ObjectStore
-from cratedb_export.target import DayDirectory, S3Access
-from cratedb_export_tests.support import list_keys
+from cratedb_export.core.errors import PermanentError
+from cratedb_export.core.lease import DayLeases, Holder
+from cratedb_export.core.storage import LEASE, ObjectStore
+from cratedb_export.core.target import DayDirectory, S3Access
 
 DAY = date(2024, 5, 10)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
+from cratedb_export_testbed.support import create_metrics_table, run_export, spec_for
 from dagster import AssetKey
 
-from cratedb_export.definitions import build_definitions, resource_from_env
-from cratedb_export_tests.support import create_metrics_table, run_export, spec_for
+from cratedb_export.orchestration.build import build_definitions, resource_from_env
 
 DAY = date(2024, 9, 2)
 

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import pytest
-from dagster import DagsterInstance
-
-from cratedb_export_tests.proxy import MisbehavingProxy
-from cratedb_export_tests.support import (
+from cratedb_export_testbed.proxy import MisbehavingProxy
+from cratedb_export_testbed.support import (
     CrateUnderTest,
     failure_message,
     instance_text,
@@ -26,6 +24,7 @@ from cratedb_export_tests.support import (
     materialize_command,
     run_export,
 )
+from dagster import DagsterInstance
 
 DAY = date(2024, 2, 20)
 REAL_ROWS = 1_000_000  # a COPY of 100,000 took 0.27 s on a warm 6.4.3 node, under the proxy's patience: seconds now

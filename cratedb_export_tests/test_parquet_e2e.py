@@ -12,14 +12,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
-from dagster import AssetKey
-from fsspec.implementations.arrow import ArrowFSWrapper
-
-from cratedb_export.formats import staging_directory
-from cratedb_export.formats.publish import publish_parquet
-from cratedb_export.storage import ObjectStore
-from cratedb_export.target import DayDirectory, S3Access
-from cratedb_export_tests.support import (
+from cratedb_export_testbed.support import (
     TEST_SECRETS,
     create_metrics_table,
     epoch_ms,
@@ -28,6 +21,13 @@ from cratedb_export_tests.support import (
     run_export,
     spec_for,
 )
+from dagster import AssetKey
+from fsspec.implementations.arrow import ArrowFSWrapper
+
+from cratedb_export.core.formats import staging_directory
+from cratedb_export.core.formats.publish import publish_parquet
+from cratedb_export.core.storage import ObjectStore
+from cratedb_export.core.target import DayDirectory, S3Access
 
 D0, D1, D2 = date(2024, 3, 30), date(2024, 3, 31), date(2024, 4, 1)
 HIVE = "{target}/dt={date}/"

@@ -13,11 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cratedb_export.errors import PermanentError, VerificationError
-from cratedb_export.formats import column_schema
-from cratedb_export.formats.parquet import ParquetDayWriter, footer
-from cratedb_export.formats.typemap import arrow_type
-from cratedb_export.storage import _gunzip
+from cratedb_export.core.errors import PermanentError, VerificationError
+from cratedb_export.core.formats import column_schema
+from cratedb_export.core.formats.parquet import ParquetDayWriter, footer
+from cratedb_export.core.formats.typemap import arrow_type
+from cratedb_export.core.storage import _gunzip
 
 # information_schema.columns of a table with one column of each kind, and a row as COPY TO wrote it —
 # both verbatim from CrateDB 6.4.3 (the partition column "p" comes as a string, as CrateDB writes it).

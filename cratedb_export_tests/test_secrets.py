@@ -16,8 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import yaml
-
-from cratedb_export_tests.support import create_metrics_table, instance_text, materialize_command, spec_for
+from cratedb_export_testbed.support import create_metrics_table, instance_text, materialize_command, spec_for
 
 DAY = "2024-06-02"
 

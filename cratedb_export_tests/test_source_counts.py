@@ -10,13 +10,13 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from cratedb_export_testbed.support import METRICS_DDL, epoch_ms
 
-from cratedb_export.config import parse_export_specs
-from cratedb_export.cratedb import CrateDB
-from cratedb_export.schema import SourceTable
-from cratedb_export.source import SourceCounts
-from cratedb_export.window import DayWindow
-from cratedb_export_tests.support import METRICS_DDL, epoch_ms
+from cratedb_export.core.config import parse_export_specs
+from cratedb_export.core.cratedb import CrateDB
+from cratedb_export.core.schema import SourceTable
+from cratedb_export.core.source import SourceCounts
+from cratedb_export.core.window import DayWindow
 
 DAYS = [date(2024, 3, 29) + timedelta(days=n) for n in range(5)]  # over Europe's switch to summer time
 FIRST_ROW, LAST_ROW = datetime(2024, 3, 28, 12, tzinfo=UTC), datetime(2024, 4, 3, 12, tzinfo=UTC)

@@ -6,11 +6,11 @@ from urllib.parse import unquote
 import pytest
 from cratedb_sqlparse import sqlparse
 
-from cratedb_export.config import ExportSpec
-from cratedb_export.copy_jobs import CopyTag
-from cratedb_export.redaction import Redactor
-from cratedb_export.source import consecutive_spans
-from cratedb_export.statement import (
+from cratedb_export.core.config import ExportSpec
+from cratedb_export.core.copy_jobs import CopyTag
+from cratedb_export.core.redaction import Redactor
+from cratedb_export.core.source import consecutive_spans
+from cratedb_export.core.statement import (
     NODES_STATEMENT,
     STATS_STATEMENT,
     columns_statement,
@@ -19,8 +19,8 @@ from cratedb_export.statement import (
     hourly_count_statement,
     jobs_lookup_statement,
 )
-from cratedb_export.target import DayDirectory, S3Access, target_uri
-from cratedb_export.window import DayWindow
+from cratedb_export.core.target import DayDirectory, S3Access, target_uri
+from cratedb_export.core.window import DayWindow
 
 SPEC = ExportSpec(table="doc.metrics", timestamp_column="timestamp", target="crate-astro-tutorial/metrics")
 SECRET = "s3cr/et+with=signs"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cratedb_export.storage import ObjectStore, RunListing
-from cratedb_export.target import DayDirectory, S3Access
+from cratedb_export.core.storage import ObjectStore, RunListing
+from cratedb_export.core.target import DayDirectory, S3Access
 
 
 def _store(s3) -> ObjectStore:

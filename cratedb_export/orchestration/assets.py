@@ -1,0 +1,264 @@
+"""One daily-partitioned asset per configured table.
+
+Each export depends on its CrateDB table, an external asset (lineage.py), whose columns are observed
+when the run starts. Tables that share a partitions definition (start date and time zone) are defined
+together, as one subsettable multi-asset: a run for several tables, or for a range of days, is one step in one process
+that exports table-days concurrently (COPYs bounded by the resource), instead of one Python process per
+table or one run per day. Each table-day is recorded as its own materialization, with its own numbers,
+as soon as it is verified — so when some days of a range fail, the others stay materialized and the
+failed ones are exactly what "failed and missing" re-runs. Each verified day also gets its own
+`matches_source` evaluation on its partition (checks.py), and its metadata is built in metadata.py.
+"""
+
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from datetime import UTC, date, datetime
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckKey,
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    AssetObservation,
+    AssetsDefinition,
+    AssetSpec,
+    Failure,
+    MetadataValue,
+    Output,
+    TableSchema,
+    multi_asset,
+)
+
+from cratedb_export.core.config import ExportSpec
+from cratedb_export.core.errors import ExportError, VerificationError
+from cratedb_export.core.export import DayExport
+from cratedb_export.core.lease import Holder
+from cratedb_export.core.redaction import redact
+from cratedb_export.core.schema import SourceTable
+from cratedb_export.orchestration.checks import CHECK, DayChecks, check_specs, empty_day_evaluation
+from cratedb_export.orchestration.freshness import CHECK as LANDED
+from cratedb_export.orchestration.freshness import Deadline
+from cratedb_export.orchestration.freshness import evaluate as evaluate_landed
+from cratedb_export.orchestration.lineage import exported_schema, source_key, source_observation, source_prefix
+from cratedb_export.orchestration.metadata import day_metadata
+from cratedb_export.orchestration.names import DEFAULT_NAMES, POOL, ExportNames
+from cratedb_export.orchestration.partitions import backfill_policy, partitions_for
+from cratedb_export.orchestration.resource import CrateDBExportResource
+
+GROUP = "cratedb_exports"
+__all__ = ["POOL", "build_export_assets"]
+
+
+def build_export_assets(specs: Sequence[ExportSpec], names: ExportNames = DEFAULT_NAMES) -> list[AssetsDefinition]:
+    """One multi-asset per distinct (start date, time zone); usually exactly one. `names` gives the resource
+    key, pool and op names (one set per CrateDB cluster, see names.py)."""
+    groups: dict[tuple[date, str], list[ExportSpec]] = defaultdict(list)
+    for spec in specs:
+        groups[(spec.start_date, spec.timezone)].append(spec)
+    single = len(groups) == 1
+    return [
+        _export_assets(members, names.op("export_tables" if single else _op_name(start, tz)), names)
+        for (start, tz), members in groups.items()
+    ]
+
+
+def _op_name(start: date, timezone: str) -> str:
+    slug = "".join(c if c.isalnum() else "_" for c in timezone.lower())
+    return f"export_tables_from_{start.strftime('%Y%m%d')}_{slug}"
+
+
+def _asset_spec(spec: ExportSpec, sources: tuple[str, ...]) -> AssetSpec:
+    layout = spec.layout()
+    return AssetSpec(
+        key=AssetKey(spec.asset_path),
+        description=spec.description
+        or f"Each day's rows of CrateDB table {spec.table} (by {spec.timestamp_column}), exported with "
+        f"COPY TO into s3://{layout}",
+        deps=[source_key(spec, sources)],
+        group_name=GROUP,
+        kinds={"cratedb", "s3"},
+        skippable=True,
+        metadata={
+            "table": spec.table,
+            "timestamp_column": spec.timestamp_column,
+            "directory": f"s3://{layout}",
+            "compression": spec.compression or "none",
+            "format": spec.format,
+            "verification": spec.verify,
+            "freshness_deadline": spec.freshness_deadline or "none",
+        },
+    )
+
+
+def _export_assets(specs: list[ExportSpec], name: str, names: ExportNames) -> AssetsDefinition:
+    by_key = {AssetKey(s.asset_path): s for s in specs}
+    partitions_def = partitions_for(specs[0])
+    sources = source_prefix(names)
+
+    @multi_asset(
+        name=name,
+        specs=[_asset_spec(s, sources) for s in specs],
+        check_specs=[check_spec for key in by_key for check_spec in check_specs(key, partitions_def)],
+        partitions_def=partitions_def,
+        backfill_policy=backfill_policy(),
+        can_subset=True,
+        pool=names.pool,
+        required_resource_keys={names.resource_key},
+    )
+    def export_tables(context: AssetExecutionContext) -> Iterator:
+        cratedb: CrateDBExportResource = getattr(context.resources, names.resource_key)
+        selected = [by_key[k] for k in sorted(context.selected_asset_keys, key=str) if k in by_key]
+        days = [date.fromisoformat(k) for k in context.partition_keys]
+        yield from _run_exports(context, cratedb, selected, days, sources)
+
+    return export_tables
+
+
+def _run_exports(
+    context: AssetExecutionContext,
+    cratedb: CrateDBExportResource,
+    specs: list[ExportSpec],
+    days: list[date],
+    sources: tuple[str, ...],
+) -> Iterator[AssetMaterialization | AssetObservation | AssetCheckEvaluation | Output]:
+    total = len(specs) * len(days)
+    context.log.info(
+        f"exporting {len(days)} day(s) of {len(specs)} table(s): {total} COPY statement(s), at most "
+        f"{cratedb.copy_slots} in flight"
+    )
+    failures: list[str] = []
+    done, last_report = 0, time.monotonic()
+    remaining = {AssetKey(spec.asset_path): len(days) for spec in specs}
+    rows_by_day: dict[AssetKey, dict[date, int]] = defaultdict(dict)
+    checks = DayChecks(context.instance, context.run.run_id)
+    selected_checks = context.selected_asset_check_keys
+    # Clearing and verifying run beside other days' COPYs; the resource bounds the COPYs themselves.
+    workers = max(2, cratedb.copy_slots * 2)
+    run = cratedb.start_run(specs, _holder(context), context.log.warning)
+    batches = {spec.table: run.batch(spec, days, context.log.warning) for spec in specs}
+    # The tables' columns, read by start_run from information_schema: an observation of each CrateDB table
+    # (lineage.py), and the exported columns on every day's materialization.
+    exported: dict[str, TableSchema] = {}
+    for spec in specs:
+        table = run.tables.get(spec.table)
+        if isinstance(table, SourceTable):
+            yield source_observation(spec, table, sources)
+            exported[spec.table] = exported_schema(table)
+    with _cancelling(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export")) as pool:
+        futures = {
+            pool.submit(run.export_day, spec, day, context.log.warning, batches[spec.table]): (spec, day)
+            for day in days
+            for spec in specs
+        }
+        for future in as_completed(futures):
+            spec, day = futures[future]
+            key = AssetKey(spec.asset_path)
+            error = _error_of(future)
+            done += 1
+            remaining[key] -= 1
+            if error is None:
+                result: DayExport = future.result()
+                metadata = day_metadata(
+                    result,
+                    endpoint=cratedb.s3_endpoint or None,
+                    protocol=cratedb.s3_protocol,
+                    columns=exported.get(spec.table),
+                )
+                yield AssetMaterialization(asset_key=key, partition=day.isoformat(), metadata=metadata)
+                if AssetCheckKey(key, CHECK) in selected_checks:
+                    checks.add(key, day, result.verified_counts, passed=True)
+                rows_by_day[key][day] = result.source_rows
+            else:
+                failures.append(f"{spec.table} {day.isoformat()}: {error}")
+                context.log.error(f"{spec.table} {day.isoformat()} failed: {error}")
+                if isinstance(error, VerificationError) and AssetCheckKey(key, CHECK) in selected_checks:
+                    checks.add(key, day, error.counts, passed=False)
+            if remaining[key] == 0:
+                yield from checks.flush([key])
+                yield from _checks_beside_the_step(context, spec, rows_by_day[key])
+            elif checks.due():
+                yield from checks.flush()
+            if done == total or time.monotonic() - last_report > 5:
+                last_report = time.monotonic()
+                context.log.info(f"progress: {done}/{total} table-days done, {len(failures)} failed")
+    yield from checks.flush()
+    # The checks' step outputs (what an AssetCheckResult would yield): their evaluations were logged above.
+    for check_key in sorted(selected_checks, key=str):
+        if check_key.asset_key in remaining:
+            yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key))
+    if failures:
+        shown = "\n".join(sorted(failures)[:50])
+        more = f"\n… and {len(failures) - 50} more" if len(failures) > 50 else ""
+        raise Failure(
+            description=f"{len(failures)} of {total} table-day export(s) failed; the others are materialized "
+            f"and complete. Re-run the failed partitions (backfill 'failed and missing'):\n{shown}{more}",
+            metadata={"failed": MetadataValue.json(sorted(failures)[:200])},
+            allow_retries=False,
+        )
+
+
+@contextlib.contextmanager
+def _cancelling(pool: ThreadPoolExecutor) -> Iterator[ThreadPoolExecutor]:
+    """Like `with pool:`, but a run that is stopped (terminated, interrupted, or failing in this thread)
+    cancels the days not yet started instead of waiting for every queued COPY of the range."""
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _checks_beside_the_step(
+    context: AssetExecutionContext, spec: ExportSpec, rows_by_day: dict[date, int]
+) -> Iterator[AssetCheckEvaluation]:
+    """The evaluations this step logs for the asset's checks defined beside it (checks.py, freshness.py).
+
+    The empty-day warning, once per asset and run. `yesterday_landed` only when the run includes it (the UI's
+    Materialize button adds every check of the asset): its own step could not run, since this step yields
+    per-day materializations rather than outputs, and would be shown as skipped.
+    """
+    key = AssetKey(spec.asset_path)
+    if evaluation := empty_day_evaluation(context.instance, key, rows_by_day):
+        yield evaluation
+    deadline = Deadline.of(spec)
+    if deadline is not None and AssetCheckKey(key, LANDED) in _run_checks(context):
+        result = evaluate_landed(context.instance, spec, deadline, datetime.now(UTC))
+        yield AssetCheckEvaluation(
+            asset_key=key,
+            check_name=LANDED,
+            passed=result.passed,
+            severity=result.severity,
+            metadata=result.metadata,
+            description=result.description,
+        )
+
+
+def _run_checks(context: AssetExecutionContext) -> set[AssetCheckKey]:
+    selection = context.run.asset_check_selection
+    if selection is None:  # the job's checks
+        return set(context.job_def.asset_layer.asset_graph.asset_check_keys)
+    return set(selection)
+
+
+def _holder(context: AssetExecutionContext) -> Holder:
+    """This run, and how to tell whether the run holding a day's lease is still going."""
+    instance = context.instance
+
+    def is_alive(run_id: str) -> bool:
+        other = instance.get_run_by_id(run_id)
+        return other is not None and not other.is_finished
+
+    return Holder(context.run.run_id, is_alive)
+
+
+def _error_of(future: Future[DayExport]) -> ExportError | None:
+    """The day's error, redacted; an unexpected exception is wrapped so its text is redacted too."""
+    exc = future.exception()
+    if exc is None:
+        return None
+    if isinstance(exc, ExportError):
+        return exc
+    return ExportError(f"unexpected {type(exc).__name__}: {redact(exc)}")

@@ -1,0 +1,127 @@
+"""CREATE TABLE, DROP TABLE and REFRESH TABLE for the table shapes the exporter uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
+
+from cratedb_export_testbed.standin import coltypes
+from cratedb_export_testbed.standin.errors import column_unknown, not_in_double, operation_not_allowed, sql_parse
+from cratedb_export_testbed.standin.sqltree import Col, Func, Lit, generic_properties, ident, text_of, words
+from cratedb_export_testbed.standin.statement import Relation, Statement
+from cratedb_export_testbed.standin.tables import Catalog, Column, Table
+
+READ_ONLY_SCHEMAS = {"sys", "information_schema", "pg_catalog"}
+_IGNORED_SETTINGS = {"number_of_replicas", "refresh_interval"}  # accepted, no effect in memory
+
+
+def table_name(stmt: Statement, node: P.TableContext) -> Relation:
+    if not isinstance(node, P.TableNameContext):
+        raise not_in_double(f"the relation `{text_of(node)}`")
+    return stmt.relation(node.qname())
+
+
+def create_table(stmt: Statement, catalog: Catalog, default_shards: int) -> int:
+    create = stmt.node.createStmt()
+    if not isinstance(create, P.CreateTableContext):
+        raise not_in_double(f"`{text_of(create)}`")
+    schema, name, _ = table_name(stmt, create.table())
+    if schema in READ_ONLY_SCHEMAS:
+        raise sql_parse(f"Cannot create relation in read-only schema: {schema}")
+    columns = _columns(stmt, create.tableElement())
+    table = Table(schema, name, columns, default_shards)
+    _layout(stmt, create.partitionedByOrClusteredInto(), table)
+    for key, value_node in generic_properties(create.withProperties()):
+        value = stmt.constant(value_node)
+        if key == "column_policy" and value in ("strict", "dynamic"):
+            table.dynamic = value == "dynamic"
+        elif key not in _IGNORED_SETTINGS:
+            raise not_in_double(f"the table setting {key} = {value!r}")
+    return 1 if catalog.create(table, if_not_exists=create.EXISTS() is not None) else 0
+
+
+def _columns(stmt: Statement, elements: list[Any]) -> dict[str, Column]:
+    columns: dict[str, Column] = {}
+    for element in elements:
+        if not isinstance(element, P.ColumnDefinitionDefaultContext):
+            raise not_in_double(f"the table element `{text_of(element)}`")
+        definition = element.columnDefinition()
+        name = ident(definition.ident())
+        if name in columns:
+            raise sql_parse(f'column "{name}" specified more than once')
+        generated = _generated(stmt, definition.columnConstraint())
+        type_node = definition.dataType()
+        column_type = coltypes.parse_type(words(type_node)) if type_node else coltypes.TIMESTAMPTZ
+        columns[name] = Column(name, column_type, generated)
+    for column in columns.values():
+        if column.generated is not None:
+            source = columns.get(column.generated[1])
+            if source is None or not source.type.is_timestamp or not column.type.is_timestamp:
+                raise not_in_double(f"the generated column {column.name}: only date_trunc of a timestamp column")
+    return columns
+
+
+def _generated(stmt: Statement, constraints: list[Any]) -> tuple[str, str] | None:
+    generated = None
+    for constraint in constraints:
+        if not isinstance(constraint, P.ColumnGeneratedConstraintContext):
+            raise not_in_double(f"the column constraint `{text_of(constraint)}`")
+        expr = stmt.expr(constraint.expr())
+        if not (
+            isinstance(expr, Func)
+            and expr.name == "date_trunc"
+            and len(expr.args) == 2
+            and isinstance(expr.args[0], Lit)
+            and isinstance(expr.args[1], Col)
+            and len(expr.args[1].path) == 1
+        ):
+            raise not_in_double(f"the generated column expression `{text_of(constraint.expr())}`")
+        unit = str(expr.args[0].value)
+        coltypes.date_trunc(unit, None)  # refuses units the double does not model
+        generated = (unit.lower(), expr.args[1].path[0])
+    return generated
+
+
+def _layout(stmt: Statement, node: P.PartitionedByOrClusteredIntoContext, table: Table) -> None:
+    clustered, partitioned = node.clusteredBy(), node.partitionedBy()
+    if clustered is not None:
+        if clustered.BY() is not None:
+            raise not_in_double("CLUSTERED BY a routing column")
+        count_node = clustered.parameterOrInteger()
+        if count_node is not None:
+            shards = stmt.value(stmt.builder.integer(count_node))
+            if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+                raise sql_parse("num_shards in CLUSTERED clause must be greater than 0")
+            table.shards = shards
+    if partitioned is not None:
+        exprs = [stmt.expr(e) for e in partitioned.columns().primaryExpression()]
+        if len(exprs) != 1 or not isinstance(exprs[0], Col) or len(exprs[0].path) != 1:
+            raise not_in_double("PARTITIONED BY anything but one top-level column")
+        column = exprs[0].path[0]
+        if column not in table.columns:
+            raise column_unknown(column)  # TableElementsAnalyzer
+        column_type = table.columns[column].type
+        if column_type.kind in ("object", "array"):
+            raise sql_parse(f"Cannot use column {column} of type {column_type.sql_name} in PARTITIONED BY clause")
+        table.partitioned_by = column
+
+
+def drop_table(stmt: Statement, catalog: Catalog) -> int:
+    drop = stmt.node.dropStmt()
+    if not isinstance(drop, P.DropTableContext):
+        raise not_in_double(f"`{text_of(drop)}`")
+    schema, name, qualified = table_name(stmt, drop.table())
+    if schema in READ_ONLY_SCHEMAS:
+        raise operation_not_allowed(f"{schema}.{name}", "DROP")
+    return 1 if catalog.drop(schema, name, if_exists=drop.EXISTS() is not None, qualified=qualified) else 0
+
+
+def refresh_table(stmt: Statement, catalog: Catalog) -> int:
+    """Nothing to refresh in memory; still fails for unknown tables, as CrateDB does."""
+    targets = stmt.node.tableWithPartitions().tableWithPartition()
+    for target in targets:
+        if target.PARTITION() is not None:
+            raise not_in_double("REFRESH TABLE ... PARTITION")
+        catalog.get(*stmt.relation(target.qname()))
+    return len(targets)

@@ -1,0 +1,234 @@
+"""User tables: schema, rows, shard routing and partitions, kept in memory.
+
+Rows carry an id (CrateDB's ``_id``) and are routed to a shard by a stable hash of it, so the
+same inserts always land on the same shards. A partitioned table keeps one set of shards per
+partition value, as CrateDB keeps one index per partition; a partition exists once a row has
+been inserted into it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from cratedb_export_testbed.standin import coltypes
+from cratedb_export_testbed.standin.coltypes import ColumnType
+from cratedb_export_testbed.standin.errors import (
+    column_unknown,
+    not_in_double,
+    relation_exists,
+    relation_unknown,
+    schema_unknown,
+    similar,
+    sql_parse,
+)
+
+BUILTIN_SCHEMAS = {"doc", "sys", "information_schema", "pg_catalog", "blob"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    generated: tuple[str, str] | None = None  # date_trunc(unit, source): (unit, source)
+
+
+@dataclass
+class StoredRow:
+    row_id: str
+    partition: str | None  # partition ident, None for a non-partitioned table
+    shard: int
+    doc: dict[str, Any]
+
+
+def partition_ident(values: list[str | None]) -> str:
+    """CrateDB's ``PartitionName.encodeIdent``: vInt count, then per value vInt(len + 1) and the
+    UTF-8 bytes (0 for NULL), in base32hex, lower case, without padding."""
+    data = bytearray(_vint(len(values)))
+    for value in values:
+        if value is None:
+            data += _vint(0)
+        else:
+            raw = value.encode("utf-8")
+            data += _vint(len(raw) + 1) + raw
+    return base64.b32hexencode(bytes(data)).decode("ascii").lower().rstrip("=")
+
+
+def _vint(number: int) -> bytes:
+    out = bytearray()
+    while number > 0x7F:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+def partition_string(value: Any) -> str | None:
+    """How a partition value is kept (and exported in ``_doc`` since 5.9): as a string."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass
+class Table:
+    schema: str
+    name: str
+    columns: dict[str, Column]
+    shards: int
+    partitioned_by: str | None = None
+    dynamic: bool = False  # column_policy; CrateDB's default for tables is 'strict'
+    object_keys: dict[tuple[str, ...], ColumnType] = field(default_factory=dict)
+    rows: list[StoredRow] = field(default_factory=list)
+    partitions: dict[str, Any] = field(default_factory=dict)  # ident -> partition value
+    # information_schema.columns.ordinal_position of every column and object key, as CrateDB numbers
+    # them: the CREATE TABLE columns 1..n in order, then each column or key added later the next number.
+    positions: dict[tuple[str, ...], int] = field(default_factory=dict)
+    # System tables model only some of CrateDB's columns: a column CrateDB has but the double does not
+    # model (``unmodelled``), or a key below one of the ``partial`` objects, is refused as unsupported
+    # rather than answered as unknown.
+    unmodelled: frozenset[str] = frozenset()
+    partial: frozenset[tuple[str, ...]] = frozenset()
+
+    def __post_init__(self) -> None:
+        for name in self.columns:
+            self._position((name,))
+        for path in self.object_keys:
+            self._position(path)
+
+    def _position(self, path: tuple[str, ...]) -> None:
+        self.positions.setdefault(path, len(self.positions) + 1)
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def column_type(self, path: tuple[str, ...]) -> ColumnType:
+        """The type of a column or object key, or ColumnUnknownException like CrateDB."""
+        column = self.columns.get(path[0])
+        known = column.type if column else None
+        if known is not None and len(path) > 1:
+            known = self.object_keys.get(path) if column.type.kind == "object" else None
+        if known is None:
+            name = path[0] + "".join(f"['{key}']" for key in path[1:])
+            if path[0] in self.unmodelled or any(path[:end] in self.partial for end in range(1, len(path))):
+                raise not_in_double(f"the column {name} of {self.fqn} (CrateDB has it, the double does not model it)")
+            raise column_unknown(name)
+        return known
+
+    @property
+    def complete(self) -> bool:
+        """Whether every column CrateDB has is modelled (``SELECT *`` needs that)."""
+        return not self.unmodelled and not self.partial
+
+    def prepare(self, values: dict[str, Any], params: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+        """Cast an inserted row (``params``: the columns whose value is a ``?``), add dynamic columns
+        and compute generated ones."""
+        doc: dict[str, Any] = {}
+        for name, value in values.items():
+            column = self.columns.get(name)
+            if column is None:
+                if not self.dynamic:
+                    raise column_unknown(name)
+                column = self.columns[name] = Column(name, coltypes.infer_type(value))
+                self._position((name,))
+            doc[name] = coltypes.cast(value, column.type, param=name in params)
+            if column.type.kind == "object" and doc[name] is not None:
+                undefined: list[tuple[str, ...]] = []
+                self._learn_keys((name,), doc[name], undefined)
+                for path in undefined:  # CrateDB numbers the keys first seen as NULL after the others
+                    self._position(path)
+        for column in self.columns.values():
+            if column.generated is None:
+                continue
+            unit, source = column.generated
+            computed = coltypes.date_trunc(unit, doc.get(source))
+            if column.name in doc and doc[column.name] != computed:
+                raise sql_parse(
+                    f"Given value {doc[column.name]} for generated column {column.name} does not match "
+                    f"calculation date_trunc('{unit}', {source}) = {computed}"
+                )
+            doc[column.name] = computed
+        return {name: doc[name] for name in self.columns if name in doc}
+
+    def _learn_keys(self, path: tuple[str, ...], value: dict[str, Any], undefined: list[tuple[str, ...]]) -> None:
+        for key, inner in value.items():
+            sub = path + (key,)
+            known = self.object_keys.get(sub)
+            if known is None and inner is None:
+                # A key first seen with NULL is a column of type undefined, as CrateDB's dynamic mapping
+                # makes it; it gets its type with the first value (CrateDB then also renumbers it).
+                self.object_keys[sub] = coltypes.UNDEFINED
+                undefined.append(sub)
+            elif known is None:
+                self.object_keys[sub] = coltypes.infer_type(inner)
+                self._position(sub)
+            elif known == coltypes.UNDEFINED and inner is not None:
+                self.object_keys[sub] = coltypes.infer_type(inner)
+            if isinstance(inner, dict):
+                self._learn_keys(sub, inner, undefined)
+
+    def store(self, row_id: str, doc: dict[str, Any]) -> None:
+        ident = None
+        if self.partitioned_by is not None:
+            value = doc.get(self.partitioned_by)
+            ident = partition_ident([partition_string(value)])
+            self.partitions.setdefault(ident, value)
+        digest = hashlib.blake2b(row_id.encode(), digest_size=8).digest()
+        shard = int.from_bytes(digest, "big") % self.shards
+        self.rows.append(StoredRow(row_id, ident, shard, doc))
+
+
+class Catalog:
+    """All user tables; ``lock`` guards schema changes and row inserts across server threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._tables: dict[tuple[str, str], Table] = {}
+        self._ids = itertools.count(1)
+
+    def next_row_id(self) -> str:
+        return f"row{next(self._ids):012d}"
+
+    def get(self, schema: str, name: str, qualified: bool = True) -> Table:
+        """The table, or CrateDB's ``Schemas.findRelation`` errors: SchemaUnknownException for a
+        schema without tables, RelationUnknown naming what the statement wrote (``doc.t`` or ``t``),
+        both with "Maybe you meant" candidates."""
+        with self.lock:
+            table = self._tables.get((schema, name))
+            if table is not None:
+                return table
+            schemas = BUILTIN_SCHEMAS | {s for s, _ in self._tables}
+            if qualified and schema not in schemas:
+                raise schema_unknown(schema, similar(schema, sorted(schemas)))
+            names = [n for s, n in self._tables if s == schema]
+            raise relation_unknown(f"{schema}.{name}" if qualified else name, similar(name, names))
+
+    def tables(self) -> list[Table]:
+        with self.lock:
+            return list(self._tables.values())
+
+    def create(self, table: Table, if_not_exists: bool) -> bool:
+        with self.lock:
+            key = (table.schema, table.name)
+            if key in self._tables:
+                if if_not_exists:
+                    return False
+                raise relation_exists(table.fqn)
+            self._tables[key] = table
+            return True
+
+    def drop(self, schema: str, name: str, if_exists: bool, qualified: bool = True) -> bool:
+        with self.lock:
+            if self._tables.pop((schema, name), None) is not None:
+                return True
+            if if_exists:
+                return False
+            self.get(schema, name, qualified)  # raises what CrateDB raises for an unknown relation
+            return False

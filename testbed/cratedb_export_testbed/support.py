@@ -1,0 +1,220 @@
+"""Helpers for the end-to-end tests: CrateDB under test, sample tables, running exports, reading S3 back."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+from crate import client as crate_client
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
+
+from cratedb_export.core.storage import MANIFEST, SUCCESS
+from cratedb_export.orchestration.build import build_definitions, resource_from_env
+from cratedb_export.orchestration.schedules import JOB
+
+
+@dataclass(frozen=True)
+class Secrets:
+    access_key: str
+    secret_key: str
+    password: str
+
+    def forms(self) -> list[str]:
+        """Every way a secret could show up: raw, percent-encoded (upper and lower case), form-encoded."""
+        found = set()
+        for secret in (self.access_key, self.secret_key, self.password):
+            for form in (secret, quote(secret, safe=""), quote(secret), quote_plus(secret)):
+                found |= {form, form.lower()}
+        return sorted(found)
+
+    def leaks_in(self, text: str) -> list[str]:
+        lowered = text.lower()
+        return [form for form in self.forms() if form.lower() in lowered]
+
+
+# The keys the test S3 server accepts and the stand-in's password: distinctive, so a search finds them, and
+# with '/', '+' and '=', the characters that break naive s3:// URIs.
+TEST_SECRETS = Secrets(
+    access_key="AKIDXPORTTEST7QZ",
+    secret_key="zX9/Secr+etKey=Lm4Wq",
+    password="Crate/Pw+Unique=91",
+)
+
+
+@dataclass
+class CrateUnderTest:
+    url: str
+    username: str | None
+    password: str | None
+    double: Any  # the CrateDouble when running against the stand-in, else None
+
+    def sql(self, stmt: str, args: Sequence | None = None, bulk_args: Sequence | None = None) -> Any:
+        connection = crate_client.connect(self.url, username=self.username, password=self.password)
+        try:
+            cursor = connection.cursor()
+            if bulk_args is not None:
+                cursor.executemany(stmt, list(bulk_args))
+                return None
+            cursor.execute(stmt, list(args or []))
+            return cursor.fetchall() if cursor.description else cursor.rowcount
+        finally:
+            connection.close()
+
+
+# Dagster OSS writes one ASSET_MATERIALIZATION_PLANNED event per asset-partition when it creates a run,
+# unless this is set in the environment of the process creating the run (README: Backfills; dagster#32242).
+SUBSET_PLANNED_EVENTS = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+
+METRICS_DDL = """CREATE TABLE "doc"."{name}" (
+  "hash_id" BIGINT,
+  "timestamp" TIMESTAMP WITH TIME ZONE,
+  "name" TEXT,
+  "tags" OBJECT(DYNAMIC),
+  "fields" OBJECT(DYNAMIC),
+  "month" TIMESTAMP WITH TIME ZONE AS date_trunc('quarter', "timestamp")
+) CLUSTERED INTO 4 SHARDS PARTITIONED BY ("month")"""
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass
+class MetricsTable:
+    """A tutorial-shaped `metrics` table with rows on known days, including rows on the day boundaries."""
+
+    name: str
+    rows_by_day: dict[date, list[dict]]
+
+    @property
+    def table(self) -> str:
+        return f"doc.{self.name}"
+
+    def hash_ids(self, day: date) -> set[int]:
+        return {r["hash_id"] for r in self.rows_by_day.get(day, [])}
+
+
+def create_metrics_table(crate: CrateUnderTest, days: Iterable[date], per_day: int = 5) -> MetricsTable:
+    name = f"metrics_{uuid.uuid4().hex[:10]}"
+    crate.sql(METRICS_DDL.format(name=name))
+    rows_by_day: dict[date, list[dict]] = {}
+    next_id = 1
+    for day in days:
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        # First and last millisecond of the day, and some in between.
+        offsets = [timedelta(0), timedelta(days=1) - timedelta(milliseconds=1)]
+        offsets += [timedelta(hours=1 + i * 3, minutes=i) for i in range(max(per_day - 2, 0))]
+        rows = []
+        for offset in offsets[:per_day]:
+            rows.append(
+                {
+                    "hash_id": next_id,
+                    "timestamp": epoch_ms(start + offset),
+                    "name": "cpu",
+                    "tags": {"host": f"host-{next_id % 3}"},
+                    "fields": {"usage_idle": 90.5 + next_id},
+                }
+            )
+            next_id += 1
+        rows_by_day[day] = rows
+    all_rows = [r for rows in rows_by_day.values() for r in rows]
+    if all_rows:
+        crate.sql(
+            f'INSERT INTO "doc"."{name}" ("hash_id", "timestamp", "name", "tags", "fields") VALUES (?, ?, ?, ?, ?)',
+            bulk_args=[[r["hash_id"], r["timestamp"], r["name"], r["tags"], r["fields"]] for r in all_rows],
+        )
+    crate.sql(f'REFRESH TABLE "doc"."{name}"')
+    return MetricsTable(name=name, rows_by_day=rows_by_day)
+
+
+def spec_for(table: MetricsTable, bucket: str, **extra: Any) -> dict:
+    return {
+        "table": table.table,
+        "timestamp_column": "timestamp",
+        "target": f"{bucket}/{table.name}",
+        "start_date": "2024-01-01",
+        **extra,
+    }
+
+
+def run_export(
+    specs: Sequence[Mapping[str, Any]],
+    instance: DagsterInstance,
+    *,
+    partition: str | None = None,
+    partition_range: tuple[str, str] | None = None,
+    select: Sequence[Sequence[str]] | None = None,
+) -> ExecuteInProcessResult:
+    """Run the code location's daily export job, as the schedule or a backfill would."""
+    defs = build_definitions(specs, resource=resource_from_env())
+    job = defs.resolve_job_def(JOB)
+    tags = {}
+    if partition_range:
+        tags = {
+            "dagster/asset_partition_range_start": partition_range[0],
+            "dagster/asset_partition_range_end": partition_range[1],
+        }
+    return job.execute_in_process(
+        instance=instance,
+        partition_key=partition,
+        tags=tags,
+        asset_selection=[AssetKey(list(k)) for k in select] if select else None,
+        raise_on_error=False,
+    )
+
+
+def materialize_command(asset: Sequence[str], partition: str) -> list[str]:
+    """The CLI a user runs to materialize one partition, or a range written as 'A...B'."""
+    flag = "--partition-range" if "..." in partition else "--partition"
+    return [
+        sys.executable, "-m", "dagster", "asset", "materialize", "-m", "cratedb_export.definitions",
+        "--select", "/".join(asset), flag, partition,
+    ]  # fmt: skip
+
+
+def list_keys(s3_client: Any, bucket: str, prefix: str = "") -> list[str]:
+    keys = []
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [o["Key"] for o in page.get("Contents", ())]
+    return sorted(keys)
+
+
+def read_rows(s3_client: Any, bucket: str, prefix: str) -> list[dict]:
+    """Every NDJSON row in the data objects of a day's directory."""
+    rows = []
+    for key in list_keys(s3_client, bucket, prefix):
+        if key.endswith((MANIFEST, SUCCESS)):
+            continue
+        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        if key.endswith(".gz"):
+            body = gzip.decompress(body) if body else b""
+        rows += [json.loads(line) for line in body.decode().splitlines() if line]
+    return rows
+
+
+def instance_text(instance_dir: Path) -> str:
+    """Everything a Dagster instance stored (event log and run databases, compute logs), as text."""
+    chunks = []
+    for path in sorted(instance_dir.rglob("*")):
+        if path.is_file():
+            chunks.append(path.read_bytes().decode("utf-8", errors="replace"))
+    return "\n".join(chunks)
+
+
+def failure_message(result) -> str:
+    """The error text of every failure event (step, run, resource initialisation), causes included."""
+    texts = []
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None:
+            texts.append(error.message)
+            error = error.cause
+    return "\n".join(texts)
