@@ -212,9 +212,9 @@ def range_backfill(
     """
     access = services.access
     resource = CrateDBExportResource(
-        servers=services.crate_url,
-        aws_access_key_id=access.access_key_id,
-        aws_secret_access_key=access.secret_access_key,
+        url=services.crate_url,
+        access_key_id=access.access_key_id,
+        secret_access_key=access.secret_access_key,
         s3_endpoint=access.endpoint,
         s3_protocol=access.protocol,
         max_concurrent_copies=COPIES_IN_FLIGHT,

@@ -29,11 +29,9 @@ from report import machine, say
 from services import ACCESS_KEY, SECRET_KEY, redacted
 
 from cratedb_export.core.config import parse_export_specs
-from cratedb_export.core.cratedb import CrateDB
+from cratedb_export.core.connection import ConnectionSettings
 from cratedb_export.core.export import ExportRun
 from cratedb_export.core.lease import Holder
-from cratedb_export.core.storage import ObjectStore
-from cratedb_export.core.target import S3Access
 
 DAY = date(2024, 6, 15)
 DAY_START_MS = 1718409600000
@@ -85,8 +83,13 @@ def main() -> int:
     try:
         with SeaweedS3(ACCESS_KEY, SECRET_KEY) as s3:
             s3.create_bucket("bench-real")
-            access = S3Access(ACCESS_KEY, SECRET_KEY, endpoint=s3.endpoint, protocol="http")
-            store = ObjectStore(access)
+            connected = ConnectionSettings(
+                url=options.crate_url,
+                access_key_id=ACCESS_KEY,
+                secret_access_key=SECRET_KEY,
+                s3_endpoint=s3.endpoint,
+                s3_protocol="http",
+            ).open()
             figures = {}
             for fmt in ("json", "parquet"):
                 (spec,) = parse_export_specs(
@@ -102,13 +105,7 @@ def main() -> int:
                         }
                     ]
                 )
-                run = ExportRun.start(
-                    [spec],
-                    crate=CrateDB([options.crate_url], timeout=3600),
-                    store=store,
-                    access=access,
-                    holder=Holder(f"bench-{fmt}", lambda _: False),
-                )
+                run = ExportRun.start([spec], connected=connected, holder=Holder(f"bench-{fmt}", lambda _: False))
                 started = time.perf_counter()
                 result = run.export_day(spec, DAY)
                 wall = time.perf_counter() - started

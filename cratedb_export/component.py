@@ -4,7 +4,7 @@
 type: cratedb_export.CrateDBExportComponent
 attributes:
   name: analytics                 # optional; see names.py — needed when a project has several clusters
-  connection:                     # optional; the NAMES of the environment variables of this cluster
+  connection:                     # optional; setting -> the NAME of the environment variable holding it
     url: ANALYTICS_CRATEDB_URL
     password: ANALYTICS_CRATEDB_PASSWORD
   defaults:                       # optional, as in exports.yaml
@@ -38,50 +38,9 @@ from dagster.components import scaffold_with
 from pydantic import Field, field_validator
 
 from cratedb_export.core.config import ExportSpec, parse_export_document
-from cratedb_export.orchestration.build import DEFAULT_ENV, export_definitions, resource_from_env
+from cratedb_export.core.connection import check_variables
+from cratedb_export.orchestration.build import export_definitions, resource_from_env
 from cratedb_export.orchestration.names import ExportNames, check_name
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class CrateDBConnection(Resolvable, Model):
-    """The names of the environment variables that hold one cluster's settings (README: Environment).
-
-    Read when the code location loads (optional settings) and when a run starts (EnvVar); the UI and the
-    run storage show only the names.
-    """
-
-    url: str = Field(DEFAULT_ENV["url"], description="CrateDB HTTP URL(s), space-separated")
-    username: str = Field(DEFAULT_ENV["username"], description="CrateDB user (unset: trust auth)")
-    password: str = Field(DEFAULT_ENV["password"], description="CrateDB password")
-    verify_ssl_cert: str = Field(DEFAULT_ENV["verify_ssl_cert"], description="'false' skips TLS verification")
-    timeout: str = Field(DEFAULT_ENV["timeout"], description="Seconds to wait for one statement")
-    copy_wait: str = Field(
-        DEFAULT_ENV["copy_wait"], description="Seconds to wait for a COPY still running after its answer was lost"
-    )
-    access_key_id: str = Field(DEFAULT_ENV["access_key_id"], description="S3 access key (required at run time)")
-    secret_access_key: str = Field(DEFAULT_ENV["secret_access_key"], description="S3 secret key (required at run time)")
-    s3_endpoint: str = Field(DEFAULT_ENV["s3_endpoint"], description="host:port of an S3-compatible store")
-    s3_protocol: str = Field(DEFAULT_ENV["s3_protocol"], description="http or https")
-    s3_region: str = Field(DEFAULT_ENV["s3_region"], description="Region of this process's S3 client")
-    max_concurrent_copies: str = Field(
-        DEFAULT_ENV["max_concurrent_copies"], description="COPYs in flight at once in one run"
-    )
-    retry_attempts: str = Field(DEFAULT_ENV["retry_attempts"], description="Transient-failure retries")
-    retry_base_delay: str = Field(DEFAULT_ENV["retry_base_delay"], description="First retry delay in seconds")
-
-    @field_validator("*")
-    @classmethod
-    def _variable_name(cls, value: str) -> str:
-        if not _ENV_NAME.match(value):
-            raise ValueError(
-                f"{value!r} is not an environment variable name; give the variable's NAME (e.g. "
-                "ANALYTICS_CRATEDB_PASSWORD), never its value"
-            )
-        return value
-
-    def variables(self) -> dict[str, str]:
-        return {setting: getattr(self, setting) for setting in DEFAULT_ENV}
 
 
 def _defs_file(context: ComponentLoadContext) -> str:
@@ -160,10 +119,19 @@ class CrateDBExportComponent(Component, Resolvable, Model):
         "resource and pool cratedb_<name>, job daily_cratedb_export_<name>. Required to be distinct when a "
         "project has several CrateDBExportComponents; omitted, the names of exports.yaml are used.",
     )
-    connection: CrateDBConnection = Field(
-        default_factory=CrateDBConnection,
-        description="Names of the environment variables of this cluster's connection and S3 keys",
+    connection: dict[str, str] = Field(
+        default_factory=dict,
+        description="Names of the environment variables of this cluster's settings, by setting: url, username, "
+        "password, verify_ssl_cert, timeout, copy_wait, access_key_id, secret_access_key, s3_endpoint, "
+        "s3_protocol, s3_region, max_concurrent_copies, retry_attempts, retry_base_delay. A setting not named "
+        "here is read from its default variable (CRATEDB_URL, ACCESS_KEY_ID, ...).",
     )
+
+    @field_validator("connection")
+    @classmethod
+    def _connection(cls, value: dict[str, str]) -> dict[str, str]:
+        check_variables(value, "connection")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -176,8 +144,8 @@ class CrateDBExportComponent(Component, Resolvable, Model):
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
         specs = self.export_specs(_defs_file(context))
-        resource = resource_from_env(self.connection.variables())
+        resource = resource_from_env(self.connection)
         return export_definitions(specs, resource, ExportNames(self.name))
 
 
-__all__ = ["CrateDBConnection", "CrateDBExportComponent", "CrateDBExportScaffolder"]
+__all__ = ["CrateDBExportComponent", "CrateDBExportScaffolder"]

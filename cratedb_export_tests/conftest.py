@@ -17,6 +17,8 @@ from cratedb_export_testbed.seaweedfs import SeaweedS3
 from cratedb_export_testbed.standin import CrateDouble
 from cratedb_export_testbed.support import TEST_SECRETS, CrateUnderTest, Secrets
 
+from cratedb_export.core.connection import ConnectionSettings
+
 SECRETS = TEST_SECRETS
 PG_PASSWORD_ENV = "DAGSTER_PG_PASSWORD"
 
@@ -83,6 +85,22 @@ def export_env(monkeypatch: pytest.MonkeyPatch, crate: CrateUnderTest, s3: Seawe
             monkeypatch.setenv(name, value)
         else:
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def connection(crate: CrateUnderTest, s3: SeaweedS3) -> ConnectionSettings:
+    """The core's connection settings for the servers under test (what the resource holds in a run)."""
+    return ConnectionSettings(
+        url=crate.url,
+        username=crate.username,
+        password=crate.password,
+        access_key_id=SECRETS.access_key,
+        secret_access_key=SECRETS.secret_key,
+        s3_endpoint=s3.endpoint,
+        s3_protocol="http",
+        retry_base_delay=0.05,
+        timeout=60,
+    )
 
 
 @pytest.fixture

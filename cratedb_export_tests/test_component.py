@@ -229,11 +229,11 @@ def test_two_components_two_clusters_coexist(tmp_path, load_in_process):
     for name in ("prod", "staging"):
         resource = defs.resources[f"cratedb_{name}"]
         # The secrets are bound by name (EnvVar): what the UI shows, and what is read when a run starts.
-        assert (resource.aws_access_key_id, resource.aws_secret_access_key) == (
+        assert (resource.access_key_id, resource.secret_access_key) == (
             f"{name.upper()}_KEY",
             f"{name.upper()}_SECRET",
         )
-        assert isinstance(resource.aws_secret_access_key, dg.EnvVar)
+        assert isinstance(resource.secret_access_key, dg.EnvVar)
         assert defs.resolve_job_def(f"daily_cratedb_export_{name}") is not None
         assert defs.resolve_schedule_def(f"daily_cratedb_export_{name}_schedule").cron_schedule == "0 0 * * *"
     pools = {op.name: op.pool for op in _ops(defs)}
@@ -340,11 +340,11 @@ def test_component_resource_reads_the_named_variables(monkeypatch):
         exports=[entry("doc.metrics", "exports-bucket/m")],
         connection={"url": "OTHER_URL", "timeout": "OTHER_TIMEOUT", "secret_access_key": "OTHER_SECRET"},
     )
-    resource = resource_from_env(component.connection.variables())
-    assert resource.servers == "OTHER_URL"  # bound by name: the UI shows the variable, not the URL
+    resource = resource_from_env(component.connection)
+    assert resource.url == "OTHER_URL"  # bound by name: the UI shows the variable, not the URL
     assert resource.timeout == 12.5
-    assert resource.aws_secret_access_key == "OTHER_SECRET"
-    assert resource.aws_access_key_id == "ACCESS_KEY_ID"
+    assert resource.secret_access_key == "OTHER_SECRET"
+    assert resource.access_key_id == "ACCESS_KEY_ID"
 
 
 def test_repository_definitions_load_with_dg_check_defs():

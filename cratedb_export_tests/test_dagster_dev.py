@@ -433,8 +433,8 @@ def test_backfill_through_dagster_dev(tmp_path, monkeypatch, export_env, crate, 
         resources = dev.graphql(RESOURCES_QUERY, {"selector": selector})["allTopLevelResourceDetailsOrError"]
         (cratedb,) = [r for r in resources["results"] if r["name"] == "cratedb"]
         shown = {v["key"]: (v["type"], v["value"]) for v in cratedb["configuredValues"]}
-        assert shown["aws_secret_access_key"] == ("ENV_VAR", "SECRET_ACCESS_KEY")
-        assert shown["aws_access_key_id"] == ("ENV_VAR", "ACCESS_KEY_ID")
+        assert shown["secret_access_key"] == ("ENV_VAR", "SECRET_ACCESS_KEY")
+        assert shown["access_key_id"] == ("ENV_VAR", "ACCESS_KEY_ID")
         if crate.password:  # a real CrateDB under trust authentication has none
             assert shown["password"] == ("ENV_VAR", "CRATEDB_PASSWORD")
         assert not secrets.leaks_in(json.dumps(resources))

@@ -154,7 +154,7 @@ def test_a_failed_conversion_leaves_no_parquet_no_upload_and_no_marker(s3, bucke
     good = b"".join(b'{"a":%d,"t":"%s"}\n' % (n, b"x" * 200) for n in range(40_000))
     client.put_object(Bucket=bucket, Key=staging.key("t_0_.json"), Body=good)
     client.put_object(Bucket=bucket, Key=staging.key("t_1_.json"), Body=b'{"a":1}\n{"a":2147483648}\n')
-    monkeypatch.setattr("cratedb_export.storage.MultipartUpload.__init__.__defaults__", (5 << 20,))
+    monkeypatch.setattr("cratedb_export.core.storage.MultipartUpload.__init__.__defaults__", (5 << 20,))
     with pytest.raises(Exception, match=r"doc\.t 2024-01-01: column 'a' \(integer\)"):
         publish_parquet(
             store,

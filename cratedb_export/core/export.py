@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from cratedb_export.core import __version__
 from cratedb_export.core.cluster import ClusterFacts, defect_of, read_cluster
 from cratedb_export.core.config import ExportSpec
+from cratedb_export.core.connection import Connected
 from cratedb_export.core.copy_jobs import CopyOutcome, CopyRunner, CopyTag, day_copy_running
 from cratedb_export.core.cratedb import CrateDB, RetryPolicy
 from cratedb_export.core.errors import (
@@ -26,15 +27,15 @@ from cratedb_export.core.errors import (
     ExportError,
     PermanentError,
     TransientError,
-    VerificationError,
 )
 from cratedb_export.core.formats import column_schema, staging_directory
 from cratedb_export.core.lease import DayLeases, Holder
 from cratedb_export.core.schema import SourceTable, read_source_table
 from cratedb_export.core.source import SourceCounts
 from cratedb_export.core.statement import copy_statement
-from cratedb_export.core.storage import LEASE, MANIFEST, SUCCESS, ObjectStore, RunListing, StoredObject
+from cratedb_export.core.storage import LEASE, MANIFEST, ObjectStore, RunListing, StoredObject
 from cratedb_export.core.target import DayDirectory, S3Access, target_uri
+from cratedb_export.core.verification import check_counts, check_only_own_files
 from cratedb_export.core.window import DayWindow
 
 # What COPY TO names its files: <table>_<shard>_<partition ident>.json[.gz]
@@ -75,11 +76,6 @@ class DayExport:
             "source_rows": self.source_rows,
             "exported_rows": self.exported_rows,
         }
-
-    @property
-    def consistent(self) -> bool:
-        counts = [c for c in (self.copy_rowcount, self.source_rows, self.exported_rows) if c is not None]
-        return len(counts) >= 2 and len(set(counts)) == 1
 
     @property
     def total_bytes(self) -> int:
@@ -142,15 +138,13 @@ class ExportRun:
         cls,
         specs: Sequence[ExportSpec],
         *,
-        crate: CrateDB,
-        store: ObjectStore,
-        access: S3Access,
+        connected: Connected,
         holder: Holder,
         log: Callable[[str], None] = lambda _: None,
         retry: RetryPolicy | None = None,
         max_wait: float = 3600.0,
-        copy_slots: AbstractContextManager | None = None,
     ) -> ExportRun:
+        crate, access = connected.crate, connected.access
         cluster = read_cluster(crate, log)
         if not cluster.jobs.usable:
             log(
@@ -166,14 +160,16 @@ class ExportRun:
                 tables[spec.table] = error
         return cls(
             crate=crate,
-            store=store,
+            store=connected.store,
             access=access,
             cluster=cluster,
             tables=tables,
             copies=CopyRunner(crate, jobs=cluster.jobs, max_wait=max_wait),
-            leases=DayLeases(store, holder, lambda table, day: day_copy_running(crate, table, day), max_wait=max_wait),
+            leases=DayLeases(
+                connected.store, holder, lambda table, day: day_copy_running(crate, table, day), max_wait=max_wait
+            ),
             retry=retry or RetryPolicy(),
-            copy_slots=copy_slots,
+            copy_slots=connected.copy_slots,
         )
 
     def table(self, spec: ExportSpec) -> SourceTable:
@@ -296,14 +292,13 @@ def _verify(
         ]
         if read_back:
             result.exported_rows = sum(f.rows or 0 for f in result.files)
-    if not result.consistent:
-        counts = ", ".join(f"{k}={v}" for k, v in result.verified_counts.items() if v is not None)
-        raise VerificationError(
-            f"{what}: export does not match the source ({counts}); no {SUCCESS} marker was written to "
-            f"{result.display_uri}. Re-run the partition; if it persists, check for rows written to the day "
-            "while it was exported, or for S3 write errors in CrateDB's log.",
-            counts=result.verified_counts,
-        )
+    check_counts(
+        what,
+        result.verified_counts,
+        "export does not match the source",
+        f"Nothing was marked in {result.display_uri}. Re-run the partition; if it persists, check for rows written "
+        "to the day while it was exported, or for S3 write errors in CrateDB's log.",
+    )
 
 
 def _to_parquet(run: ExportRun, spec: ExportSpec, directory: DayDirectory, result: DayExport) -> None:
@@ -348,12 +343,12 @@ def _check_names(spec: ExportSpec, directory: DayDirectory, objects: list[Stored
     """Only COPY's own files may be in the directory after it ran; anything else would be read as data."""
     ext = r"\.gz" if spec.copy_compression else ""
     pattern = re.compile(_DATA_FILE.format(table=re.escape(spec.table_name), ext=ext))
-    strays = [o.name for o in objects if "/" in o.key[len(directory.prefix) :] or not pattern.match(o.name)]
-    if strays:
-        raise VerificationError(
-            f"{spec.table} {directory.display_uri()}: unexpected object(s) {strays[:5]} appeared during the "
-            f"export (another writer in this directory?); no {SUCCESS} marker was written"
-        )
+    check_only_own_files(
+        f"{spec.table} {directory.display_uri()}",
+        directory,
+        objects,
+        lambda o: "/" not in o.key[len(directory.prefix) :] and bool(pattern.match(o.name)),
+    )
 
 
 class _Stopwatch:

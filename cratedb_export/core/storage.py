@@ -131,14 +131,7 @@ class ObjectStore:
             self._client.delete_object(Bucket=directory.bucket, Key=marker)
             for upload in uploads:
                 self._client.abort_multipart_upload(Bucket=directory.bucket, Key=upload.key, UploadId=upload.upload_id)
-            for start in range(0, len(keys), 1000):
-                batch = [{"Key": k} for k in keys[start : start + 1000]]
-                answer = self._client.delete_objects(Bucket=directory.bucket, Delete={"Objects": batch})
-                if answer.get("Errors"):
-                    first = answer["Errors"][0]
-                    raise PermanentError(
-                        f"could not delete {first.get('Key')} in {directory.display_uri()}: {first.get('Code')}"
-                    )
+        self._delete_keys(directory, keys, f"clearing {directory.display_uri()}")
         return len(objects)
 
     def count_rows(self, directory: DayDirectory, obj: StoredObject) -> int:
@@ -181,7 +174,11 @@ class ObjectStore:
     def delete(self, directory: DayDirectory, objects: Sequence[StoredObject]) -> None:
         """Delete these objects of the directory (only keys below it)."""
         keys = [o.key for o in objects if o.key.startswith(directory.prefix) and not o.upload_id]
-        with _s3_errors(f"removing objects from {directory.display_uri()}"):
+        self._delete_keys(directory, keys, f"removing objects from {directory.display_uri()}")
+
+    def _delete_keys(self, directory: DayDirectory, keys: Sequence[str], doing: str) -> None:
+        """The one batch delete: 1,000 keys a request (S3's limit); any key S3 did not delete fails the call."""
+        with _s3_errors(doing):
             for start in range(0, len(keys), 1000):
                 batch = [{"Key": k} for k in keys[start : start + 1000]]
                 answer = self._client.delete_objects(Bucket=directory.bucket, Delete={"Objects": batch})

@@ -11,10 +11,8 @@ failed ones are exactly what "failed and missing" re-runs. Each verified day als
 """
 
 import contextlib
-import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import UTC, date, datetime
 
 from dagster import (
@@ -34,10 +32,9 @@ from dagster import (
 )
 
 from cratedb_export.core.config import ExportSpec
-from cratedb_export.core.errors import ExportError, VerificationError
-from cratedb_export.core.export import DayExport
+from cratedb_export.core.errors import VerificationError
+from cratedb_export.core.fanout import export_days
 from cratedb_export.core.lease import Holder
-from cratedb_export.core.redaction import redact
 from cratedb_export.core.schema import SourceTable
 from cratedb_export.orchestration.checks import CHECK, DayChecks, check_specs, empty_day_evaluation
 from cratedb_export.orchestration.freshness import CHECK as LANDED
@@ -125,21 +122,18 @@ def _run_exports(
     days: list[date],
     sources: tuple[str, ...],
 ) -> Iterator[AssetMaterialization | AssetObservation | AssetCheckEvaluation | Output]:
+    """Turn the core's day outcomes (core/fanout.py) into Dagster events as each day finishes."""
     total = len(specs) * len(days)
     context.log.info(
         f"exporting {len(days)} day(s) of {len(specs)} table(s): {total} COPY statement(s), at most "
         f"{cratedb.copy_slots} in flight"
     )
     failures: list[str] = []
-    done, last_report = 0, time.monotonic()
     remaining = {AssetKey(spec.asset_path): len(days) for spec in specs}
     rows_by_day: dict[AssetKey, dict[date, int]] = defaultdict(dict)
     checks = DayChecks(context.instance, context.run.run_id)
     selected_checks = context.selected_asset_check_keys
-    # Clearing and verifying run beside other days' COPYs; the resource bounds the COPYs themselves.
-    workers = max(2, cratedb.copy_slots * 2)
     run = cratedb.start_run(specs, _holder(context), context.log.warning)
-    batches = {spec.table: run.batch(spec, days, context.log.warning) for spec in specs}
     # The tables' columns, read by start_run from information_schema: an observation of each CrateDB table
     # (lineage.py), and the exported columns on every day's materialization.
     exported: dict[str, TableSchema] = {}
@@ -148,43 +142,35 @@ def _run_exports(
         if isinstance(table, SourceTable):
             yield source_observation(spec, table, sources)
             exported[spec.table] = exported_schema(table)
-    with _cancelling(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export")) as pool:
-        futures = {
-            pool.submit(run.export_day, spec, day, context.log.warning, batches[spec.table]): (spec, day)
-            for day in days
-            for spec in specs
-        }
-        for future in as_completed(futures):
-            spec, day = futures[future]
+    outcomes = export_days(
+        run, specs, days, log=context.log.warning, progress=context.log.info, copy_slots=cratedb.copy_slots
+    )
+    with contextlib.closing(outcomes):  # a stopped run cancels the days not yet started
+        for outcome in outcomes:
+            spec, day = outcome.spec, outcome.day
             key = AssetKey(spec.asset_path)
-            error = _error_of(future)
-            done += 1
             remaining[key] -= 1
-            if error is None:
-                result: DayExport = future.result()
+            if outcome.export is not None:
                 metadata = day_metadata(
-                    result,
+                    outcome.export,
                     endpoint=cratedb.s3_endpoint or None,
                     protocol=cratedb.s3_protocol,
                     columns=exported.get(spec.table),
                 )
                 yield AssetMaterialization(asset_key=key, partition=day.isoformat(), metadata=metadata)
                 if AssetCheckKey(key, CHECK) in selected_checks:
-                    checks.add(key, day, result.verified_counts, passed=True)
-                rows_by_day[key][day] = result.source_rows
+                    checks.add(key, day, outcome.export.verified_counts, passed=True)
+                rows_by_day[key][day] = outcome.export.source_rows
             else:
-                failures.append(f"{spec.table} {day.isoformat()}: {error}")
-                context.log.error(f"{spec.table} {day.isoformat()} failed: {error}")
-                if isinstance(error, VerificationError) and AssetCheckKey(key, CHECK) in selected_checks:
-                    checks.add(key, day, error.counts, passed=False)
+                failures.append(f"{outcome.what}: {outcome.error}")
+                context.log.error(f"{outcome.what} failed: {outcome.error}")
+                if isinstance(outcome.error, VerificationError) and AssetCheckKey(key, CHECK) in selected_checks:
+                    checks.add(key, day, outcome.error.counts, passed=False)
             if remaining[key] == 0:
                 yield from checks.flush([key])
                 yield from _checks_beside_the_step(context, spec, rows_by_day[key])
             elif checks.due():
                 yield from checks.flush()
-            if done == total or time.monotonic() - last_report > 5:
-                last_report = time.monotonic()
-                context.log.info(f"progress: {done}/{total} table-days done, {len(failures)} failed")
     yield from checks.flush()
     # The checks' step outputs (what an AssetCheckResult would yield): their evaluations were logged above.
     for check_key in sorted(selected_checks, key=str):
@@ -199,16 +185,6 @@ def _run_exports(
             metadata={"failed": MetadataValue.json(sorted(failures)[:200])},
             allow_retries=False,
         )
-
-
-@contextlib.contextmanager
-def _cancelling(pool: ThreadPoolExecutor) -> Iterator[ThreadPoolExecutor]:
-    """Like `with pool:`, but a run that is stopped (terminated, interrupted, or failing in this thread)
-    cancels the days not yet started instead of waiting for every queued COPY of the range."""
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _checks_beside_the_step(
@@ -252,13 +228,3 @@ def _holder(context: AssetExecutionContext) -> Holder:
         return other is not None and not other.is_finished
 
     return Holder(context.run.run_id, is_alive)
-
-
-def _error_of(future: Future[DayExport]) -> ExportError | None:
-    """The day's error, redacted; an unexpected exception is wrapped so its text is redacted too."""
-    exc = future.exception()
-    if exc is None:
-        return None
-    if isinstance(exc, ExportError):
-        return exc
-    return ExportError(f"unexpected {type(exc).__name__}: {redact(exc)}")

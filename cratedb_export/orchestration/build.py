@@ -9,6 +9,7 @@ from typing import Any
 from dagster import Definitions, EnvVar, in_process_executor
 
 from cratedb_export.core.config import ExportSpec, load_export_config, parse_export_specs
+from cratedb_export.core.connection import ConnectionSettings, check_variables, read_setting, required_settings
 from cratedb_export.orchestration.assets import build_export_assets
 from cratedb_export.orchestration.checks import build_export_checks
 from cratedb_export.orchestration.lineage import source_prefix, source_specs
@@ -16,68 +17,27 @@ from cratedb_export.orchestration.names import DEFAULT_NAMES, RESOURCE_KEY, Expo
 from cratedb_export.orchestration.resource import CrateDBExportResource
 from cratedb_export.orchestration.schedules import build_export_schedules
 
-__all__ = ["DEFAULT_ENV", "RESOURCE_KEY", "build_definitions", "export_definitions", "resource_from_env"]
-
-# Resource setting -> the environment variable it is read from (README: Environment). A component can name
-# other variables per cluster (CrateDBExportComponent's `connection`).
-DEFAULT_ENV: Mapping[str, str] = {
-    "url": "CRATEDB_URL",
-    "username": "CRATEDB_USERNAME",
-    "password": "CRATEDB_PASSWORD",
-    "verify_ssl_cert": "CRATEDB_VERIFY_SSL_CERT",
-    "timeout": "CRATEDB_TIMEOUT",
-    "copy_wait": "CRATEDB_EXPORT_COPY_WAIT",
-    "access_key_id": "ACCESS_KEY_ID",
-    "secret_access_key": "SECRET_ACCESS_KEY",
-    "s3_endpoint": "S3_ENDPOINT",
-    "s3_protocol": "S3_PROTOCOL",
-    "s3_region": "S3_REGION",
-    "max_concurrent_copies": "CRATEDB_EXPORT_MAX_CONCURRENT_COPIES",
-    "retry_attempts": "CRATEDB_EXPORT_RETRY_ATTEMPTS",
-    "retry_base_delay": "CRATEDB_EXPORT_RETRY_BASE_DELAY",
-}
+__all__ = ["RESOURCE_KEY", "build_definitions", "export_definitions", "resource_from_env"]
 
 
-def _env(name: str) -> EnvVar | None:
-    """Bind a setting to an environment variable only when it is set (an unset EnvVar fails the run)."""
-    return EnvVar(name) if os.environ.get(name) else None
+def resource_from_env(variables: Mapping[str, str] | None = None) -> CrateDBExportResource:
+    """The resource configured by environment variables (core/connection.py names them).
 
-
-def resource_from_env(env: Mapping[str, str] | None = None) -> CrateDBExportResource:
-    """The resource configured by environment variables; secrets stay EnvVars: Dagster shows names only.
-
-    `env` maps settings (the keys of DEFAULT_ENV) to the variables to read instead of the default ones.
+    Text settings are bound with EnvVar, so Dagster shows only the variable's name and reads the value when
+    a run starts; numbers and switches are read now, so a bad one stops the load naming its variable. The
+    required S3 keys are always bound, set or not: a run without them fails naming them. `variables` maps
+    settings to other variables (a component's `connection`).
     """
-    names = {**DEFAULT_ENV, **(env or {})}
-    optional: dict[str, Any] = {
-        "servers": _env(names["url"]),
-        "username": _env(names["username"]),
-        "password": _env(names["password"]),
-        "s3_endpoint": _env(names["s3_endpoint"]),
-        "s3_protocol": _env(names["s3_protocol"]),
-        "s3_region": _env(names["s3_region"]),
-    }
-    numbers: dict[str, type[int] | type[float]] = {
-        "timeout": float,
-        "copy_wait": float,
-        "max_concurrent_copies": int,
-        "retry_attempts": int,
-        "retry_base_delay": float,
-    }
-    for field, kind in numbers.items():
-        if os.environ.get(names[field]):
-            optional[field] = kind(os.environ[names[field]])
-    if os.environ.get(names["verify_ssl_cert"]):
-        optional["verify_ssl_cert"] = os.environ[names["verify_ssl_cert"]].lower() not in (
-            "0",
-            "false",
-            "no",
-        )
-    return CrateDBExportResource(
-        aws_access_key_id=EnvVar(names["access_key_id"]),
-        aws_secret_access_key=EnvVar(names["secret_access_key"]),
-        **{k: v for k, v in optional.items() if v is not None},
-    )
+    names = check_variables(variables or {}, "connection")
+    values: dict[str, Any] = {}
+    for setting, variable in names.items():
+        if setting in required_settings() or (
+            ConnectionSettings.model_fields[setting].annotation in (str, str | None) and os.environ.get(variable)
+        ):
+            values[setting] = EnvVar(variable)
+        elif (value := read_setting(setting, variable, os.environ)) is not None:
+            values[setting] = value
+    return CrateDBExportResource(**values)
 
 
 def build_definitions(

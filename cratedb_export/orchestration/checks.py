@@ -41,6 +41,9 @@ from dagster import (
     ScheduleDefinition,
     multi_asset_check,
 )
+
+# Private: AssetCheckEvaluation's public `target_materialization_data` (which ties a day's evaluation to that
+# day's materialization) takes this type, but Dagster exports no public name for it.
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )

@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from dagster import (
@@ -41,11 +42,15 @@ from dagster import (
     multi_asset_check,
     schedule,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from cratedb_export.core.config import ExportSpec
 from cratedb_export.orchestration.names import DEFAULT_NAMES, ExportNames
 from cratedb_export.orchestration.partitions import partitions_for
+
+# No `from __future__ import annotations` here: Dagster reads the check functions' context annotations.
+if TYPE_CHECKING:
+    # Private, for the annotation only: what the public define_asset_job returns has no public name.
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 CHECK = "yesterday_landed"
 DUE_AT_TAG = "cratedb_export/due_at"  # ISO instant the check judges (set by the deadline schedule)
@@ -199,7 +204,7 @@ def evaluate(instance: DagsterInstance, spec: ExportSpec, deadline: Deadline, at
     )
 
 
-def _deadline_schedule(name: str, deadline: Deadline, job: UnresolvedAssetJobDefinition) -> ScheduleDefinition:
+def _deadline_schedule(name: str, deadline: Deadline, job: "UnresolvedAssetJobDefinition") -> ScheduleDefinition:
     @schedule(
         name=name,
         cron_schedule=deadline.cron,

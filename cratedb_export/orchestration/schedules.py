@@ -19,6 +19,8 @@ from dagster import (
 from cratedb_export.orchestration.names import JOB
 
 if TYPE_CHECKING:
+    # Private, for the annotation only: what the public build_schedule_from_partitioned_job returns for an
+    # asset job has no public name.
     from dagster._core.definitions.partitions.partitioned_schedule import (
         UnresolvedPartitionedAssetScheduleDefinition,
     )

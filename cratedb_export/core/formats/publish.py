@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from cratedb_export.core.errors import ExportError, VerificationError
 from cratedb_export.core.formats import staging_directory
 from cratedb_export.core.formats.parquet import ParquetDayWriter, footer
-from cratedb_export.core.storage import LEASE, ObjectStore, StoredObject
+from cratedb_export.core.storage import ObjectStore, StoredObject
 from cratedb_export.core.target import DayDirectory
+from cratedb_export.core.verification import check_counts, check_only_own_files
 
 
 @dataclass(frozen=True)
@@ -55,23 +56,20 @@ def publish_parquet(
         size = upload.complete()
         completed = True
         found = footer(size, lambda start, end: store.read_range(directory, file_name, start, end))
-        expected = {k: v for k, v in counts.items() if v is not None}
-        numbers = {**expected, "ndjson_lines": writer.rows_in, "parquet_rows": found.num_rows}
-        if len(set(numbers.values())) != 1 or rows != found.num_rows:
-            shown = ", ".join(f"{k}={v}" for k, v in numbers.items())
-            raise VerificationError(
-                f"{what}: the Parquet file does not match the export ({shown}); no marker was written",
-                counts={**counts, "exported_rows": found.num_rows},
-            )
+        numbers = {
+            **counts,
+            "ndjson_lines": writer.rows_in,
+            "parquet_rows_written": rows,
+            "parquet_rows": found.num_rows,
+        }
+        try:
+            check_counts(what, numbers, "the Parquet file does not match the export")
+        except VerificationError as error:
+            raise VerificationError(str(error), counts={**counts, "exported_rows": found.num_rows}) from None
         if found.schema.to_arrow_schema().remove_metadata() != writer.schema.remove_metadata():
             raise VerificationError(f"{what}: the Parquet file read back has another schema than was written")
         store.delete(staging, staged)
-        strays = [o.name for o in store.list_directory(directory) if o.name not in (file_name, LEASE)]
-        if strays:
-            raise VerificationError(
-                f"{what}: unexpected object(s) {strays[:5]} appeared in {directory.display_uri()} during the "
-                "export (another writer in this directory?); no marker was written"
-            )
+        check_only_own_files(what, directory, store.list_directory(directory), lambda o: o.name == file_name)
         return PublishedFile(file_name, size, found.num_rows)
     except BaseException:
         if completed:
