@@ -13,6 +13,9 @@
 shorter range (10 tables x 91 days): (a), (b') with them, (b') with them switched off in this process, (a).
 `--only parallel-runs` measures the same range as one run and as two runs at once, each in its own process
 (what CRATEDB_EXPORT_DAYS_PER_RUN makes of a backfill through the daemon): (a), (b'), (b''), (a).
+`--only core` measures the core alone on that range: (a), (b0) the same table-days through the core's
+fan-out with no Dagster (lease, clear, COPY, verify, manifest, marker), (b') through Dagster, (a); so what
+Dagster adds to a day is (b') - (b0), and what our day adds to a COPY is (b0) - (a).
 
 It measures and prints; it asserts nothing. Figures with a target end in PASS/FAIL and in the summary.
 The stand-in runs as a separate process (its CLI), so it does not share a GIL with the measured code.
@@ -167,6 +170,51 @@ def part_parallel_runs(services: Services, workdir: Path) -> None:
         print(f"  {PARALLEL_RUNS} runs at once take {ratio:.2f}x the time of one run", flush=True)
 
 
+def part_core(services: Services, workdir: Path) -> None:
+    """(b0) the core alone and (b') through Dagster, between two measurements of the limit."""
+    day_exports.use_first_days(DAY_CHECK_DAYS)
+    table_days = day_exports.TABLES * DAY_CHECK_DAYS
+    heading(f"The core alone: {table_days:,} table-days through core.fanout, and through a Dagster run")
+    rows = day_exports.load_tables(services.crate_url)
+    for name in ("core-direct", "core", "core-dagster", "core-direct-again"):
+        services.s3.create_bucket(day_exports.BUCKETS[name])
+    before, _ = _the_limit(services, rows, "core-direct", "(a)")
+    walls, cpus = {}, {}
+    for label in ("(b0) core", "(b') dagster"):
+        say(f"{label}: the range")
+        bucket = "core" if label.startswith("(b0)") else "core-dagster"
+        specs = day_exports.specs_for(day_exports.BUCKETS[bucket])
+        cpu_before = services.cpu_seconds()
+        if label.startswith("(b0)"):
+            result = day_exports.core_range(services, specs)
+        else:
+            home = workdir / "core-dagster"
+            home.mkdir()
+            result = day_exports.range_backfill(services, specs, home, subset_planned_events=True)
+        cpu = report.cpu_use(label, cpu_before, services.cpu_seconds(), result.wall_s)
+        markers, missing = day_exports.count_markers(services, specs)
+        complete = result.success and not missing and result.rows == rows
+        cpus[label] = cpu["this process"] / table_days * 1000
+        print(
+            f"  {label}: wall {result.wall_s:.1f} s, {result.materializations:,} days verified, {markers:,} markers, "
+            f"{'complete' if complete else 'INCOMPLETE'}; exporter CPU {cpus[label]:.1f} ms per table-day",
+            flush=True,
+        )
+        walls[label] = result.wall_s if complete else None
+    after, _ = _the_limit(services, rows, "core-direct-again", "(a)")
+    limit = (before.wall_s + after.wall_s) / 2
+    for label, wall in walls.items():
+        print(f"  {label} / (a): {f'{wall / limit:.2f}x' if wall else 'incomplete'}", flush=True)
+    core, dagster = walls["(b0) core"], walls["(b') dagster"]
+    extra_cpu = cpus["(b') dagster"] - cpus["(b0) core"]
+    if core and dagster:
+        print(
+            f"  Dagster adds {(dagster - core) / table_days * 1000:.1f} ms of wall time and {extra_cpu:.1f} ms of "
+            f"exporter CPU per table-day ({dagster / core:.2f}x)",
+            flush=True,
+        )
+
+
 def _the_limit(
     services: Services, rows: int, bucket: str, label: str
 ) -> tuple[day_exports.DirectResult, dict[str, float]]:
@@ -318,11 +366,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["large-day", "day-checks", "parallel-runs", "code-location"],
+        choices=["large-day", "day-checks", "parallel-runs", "core", "code-location"],
         help="large-day: only part 3 (verifying and converting the >= 1 GiB day, a few minutes); "
         "day-checks: what the per-day check evaluations cost (a shorter range, about 6 minutes); "
         "parallel-runs: one run against two runs at once, each its own process (a shorter range, about 6 "
-        "minutes); code-location: only part 2 (loading the code location, a minute)",
+        "minutes); core: the core alone against a Dagster run (a shorter range, about 6 minutes); "
+        "code-location: only part 2 (loading the code location, a minute)",
     )
     options = parser.parse_args()
     # SIGTERM (e.g. a CI timeout) unwinds through the `finally` blocks that stop weed and the stand-in.
@@ -341,6 +390,8 @@ def main() -> int:
                 part_day_checks(services, workdir)
             elif options.only == "parallel-runs":
                 part_parallel_runs(services, workdir)
+            elif options.only == "core":
+                part_core(services, workdir)
             else:
                 if not options.only:
                     part_1(services, workdir)

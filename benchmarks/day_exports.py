@@ -30,12 +30,16 @@ from dagster import DagsterInstance
 from report import say
 from services import ROOT, Services, child_env, log_tail, redacted
 
-from cratedb_export import checks
 from cratedb_export.core.config import ExportSpec, parse_export_specs
+from cratedb_export.core.connection import ConnectionSettings
+from cratedb_export.core.export import ExportRun
+from cratedb_export.core.fanout import export_days
+from cratedb_export.core.lease import Holder
 from cratedb_export.core.statement import Statement, copy_statement
 from cratedb_export.core.storage import SUCCESS, ObjectStore
 from cratedb_export.core.target import DayDirectory, target_uri
 from cratedb_export.core.window import DayWindow
+from cratedb_export.orchestration import checks
 from cratedb_export.orchestration.build import build_definitions
 from cratedb_export.orchestration.resource import CrateDBExportResource
 from cratedb_export.orchestration.schedules import JOB
@@ -60,6 +64,10 @@ BUCKETS = {
     "parallel-one": "bench-parallel-one",
     "parallel-runs": "bench-parallel-runs",
     "parallel-direct-again": "bench-parallel-direct-again",
+    "core-direct": "bench-core-direct",
+    "core": "bench-core",
+    "core-dagster": "bench-core-dagster",
+    "core-direct-again": "bench-core-direct-again",
 }
 PROGRESS_EVERY = 15.0
 
@@ -185,6 +193,39 @@ def direct_limit(services: Services, specs: Sequence[ExportSpec]) -> DirectResul
         connection.close()
     wall = time.perf_counter() - started
     return DirectResult(wall, len(statements), rows, latencies)
+
+
+# -- (b0) the core alone: the same range through core.fanout, no Dagster -------------------------------
+
+
+def core_range(services: Services, specs: Sequence[ExportSpec]) -> RangeResult:
+    """Every table-day through the core's fan-out, as a run's step does it, but with no Dagster around it:
+    lease, clear, COPY, verify, manifest and marker per day; no events, no instance."""
+    access = services.access
+    connected = ConnectionSettings(
+        url=services.crate_url,
+        access_key_id=access.access_key_id,
+        secret_access_key=access.secret_access_key,
+        s3_endpoint=access.endpoint,
+        s3_protocol=access.protocol,
+        max_concurrent_copies=COPIES_IN_FLIGHT,
+        timeout=600,
+    ).open()
+    started = time.perf_counter()
+    run = ExportRun.start(specs, connected=connected, holder=Holder("bench-core", lambda _: False))
+    done = rows = failed = 0
+    stages = {"duration_s": 0.0, "copy_duration_s": 0.0}
+    for outcome in export_days(
+        run, specs, DAYS, progress=lambda line: say(f"  (b0) {line}"), copy_slots=COPIES_IN_FLIGHT
+    ):
+        if outcome.export is None:
+            failed += 1
+            continue
+        done += 1
+        rows += outcome.export.exported_rows or 0
+        stages["duration_s"] += sum(outcome.export.timings.values())
+        stages["copy_duration_s"] += outcome.export.timings.get("copy", 0.0)
+    return RangeResult(time.perf_counter() - started, failed == 0, done, rows, stages)
 
 
 # -- (b) our range backfill: one run over all assets and days --------------------------------------------
@@ -401,7 +442,7 @@ def per_partition_runs(services: Services, specs: Sequence[ExportSpec], workdir:
     config = write_exports_yaml(workdir / "exports-runs.yaml", specs)
     home = workdir / "dagster-home-runs"
     home.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")  # the instance README tells users to use
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")  # the instance docs/deploying.md tells users to use
     env = child_env(**services.export_env(), CRATEDB_EXPORT_CONFIG=str(config), DAGSTER_HOME=str(home))
     store = ObjectStore(services.access)
     results = []

@@ -60,7 +60,7 @@ class Services:
         return {**ours, "other processes": machine_busy_cpu_seconds() - sum(ours.values())}
 
     def export_env(self) -> dict[str, str]:
-        """The variables of README's Environment table, pointing at these servers."""
+        """The variables of docs/configuration.md's Environment table, pointing at these servers."""
         return {
             "CRATEDB_URL": self.crate_url,
             "ACCESS_KEY_ID": ACCESS_KEY,

@@ -87,7 +87,7 @@ class CrateDBExportScaffolder(Scaffolder):
                   # Fields applied to every entry below (optional).
                   defaults:
                     compression: gzip
-                  # The tables to export, with exactly the fields of an exports.yaml entry (README: Configuration).
+                  # The tables to export, with exactly the fields of an exports.yaml entry (docs/configuration.md).
                   exports:
                     - table: doc.metrics
                       timestamp_column: timestamp

@@ -55,9 +55,10 @@ def _marked_days(s3, bucket, table) -> set[str]:
 def test_failed_day_in_a_range_leaves_the_others_materialized_and_is_rerun_alone(
     export_env, monkeypatch, request, s3, bucket, crate, double, secrets, storage, subset_planned_events
 ):
-    # The same range backfill on the CLI's default SQLite instance and on PostgreSQL, as deployed (README).
+    # The same range backfill on the CLI's default SQLite instance and on PostgreSQL, as deployed (docs/deploying.md).
     instance = request.getfixturevalue("pg_instance" if storage == "postgres" else "instance")
-    if subset_planned_events:  # README: the opt-in for very large backfills, and what it costs
+    # docs/backfills-and-performance.md: the opt-in for very large backfills, and what it costs
+    if subset_planned_events:
         monkeypatch.setenv(SUBSET_PLANNED_EVENTS, "1")
     first = create_metrics_table(crate, DAYS, per_day=3)
     second = create_metrics_table(crate, DAYS, per_day=2)
@@ -120,7 +121,7 @@ def test_cli_partition_range_materializes_every_day_in_one_run(
     home.mkdir()
     env = {**os.environ, "DAGSTER_HOME": str(home), "CRATEDB_EXPORT_CONFIG": str(config)}
     env.pop(SUBSET_PLANNED_EVENTS, None)
-    if subset_planned_events:  # README's command for very large backfills
+    if subset_planned_events:  # the docs' command for very large backfills
         env[SUBSET_PLANNED_EVENTS] = "1"
     completed = subprocess.run(
         materialize_command(["cratedb_export", "doc", table.name], f"{FIRST}...{LAST}"),

@@ -240,7 +240,8 @@ class DagsterDev:
             with self.log_path.open("ab") as log:
                 log.write(f"=== dagster dev on {self.url}\n".encode())
                 log.flush()
-                command = ["dagster", "dev", "-h", HOST, "-p", str(self.port), "-m", LOCATION]
+                # Loaded through workspace.yaml, as a deployment's webserver and daemon load it.
+                command = ["dagster", "dev", "-h", HOST, "-p", str(self.port), "-w", str(ROOT / "workspace.yaml")]
                 self.process = subprocess.Popen(
                     [sys.executable, "-m", *command],
                     cwd=self.cwd,

@@ -159,7 +159,7 @@ def _get(url: str, body: dict | None = None) -> dict | None:
 
 PARTITIONS_QUERY = """
 query {
-  assetNodes { assetKey { path } partitionKeysByDimension { partitionKeys } }
+  assetNodes { assetKey { path } description partitionKeysByDimension { partitionKeys } }
 }
 """
 
@@ -202,6 +202,8 @@ def test_make_run_sandbox_serves_the_ui_and_stops_cleanly_on_ctrl_c(tmp_path):
         keys = metrics["partitionKeysByDimension"][0]["partitionKeys"]
         # After midnight UTC during the test a day more may have ended; the first is the first sample day.
         assert keys[0] == days[0] and keys[: len(days)] == days, keys
+        # The UI says it is a sandbox, and that the CrateDB in it is a stand-in.
+        assert metrics["description"].startswith("SANDBOX") and "not CrateDB" in metrics["description"]
         assert f"{days[0]} … {days[-1]}" in output, output[-4000:]
         assert not [w for w in FALSE_WARNINGS if w in output.lower()], output[-4000:]
 
@@ -213,6 +215,7 @@ def test_make_run_sandbox_serves_the_ui_and_stops_cleanly_on_ctrl_c(tmp_path):
         output = log_path.read_text(errors="replace")
         assert code == 0, output[-4000:]
         assert "Traceback" not in output, output[-4000:]
+        assert not (ROOT / ".sandbox" / "env").exists(), "the sandbox left its settings file behind"
         left = _alive(session)
         assert not left, f"still running after the sandbox exited: {left}"
     finally:

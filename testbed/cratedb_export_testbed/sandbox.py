@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -35,6 +38,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]  # the repository: the test bed is installed editable from it
 SANDBOX_KEYS = ("sandbox-access-key", "sandbox/secret+key=")
 SAMPLE_DAYS = 7
+# The sandbox's settings for a second terminal (`set -a; source .sandbox/env; set +a`), removed on exit.
+SANDBOX_ENV = ROOT / ".sandbox" / "env"
+TMP_DAGSTER_HOME = ".tmp_dagster_home_"  # where `dg dev` without DAGSTER_HOME keeps its temporary instance
 STOP_TIMEOUT = 90.0
 TUTORIAL_EXPORT = {
     "table": "doc.metrics",
@@ -80,6 +86,11 @@ def sandbox_config(first_day: date, source: Path = ROOT / "exports.yaml") -> dic
             if candidate.get("table") == "doc.metrics":
                 entry = {**defaults, **candidate}
     entry["start_date"] = first_day.isoformat()
+    # What the UI shows on the asset: this is a sandbox, not a real cluster.
+    entry["description"] = (
+        "SANDBOX (make run): sample days of doc.metrics in the CrateDB stand-in — a test double, not CrateDB "
+        "— exported to a throwaway SeaweedFS S3 server. Set CRATEDB_URL and the S3 variables to export real data."
+    )
     return {"exports": [entry]}
 
 
@@ -195,11 +206,11 @@ def _run() -> int:
     print(
         "No CRATEDB_URL set: starting a local sandbox.\n"
         "  S3      : a real SeaweedFS server on 127.0.0.1 (data is discarded on exit)\n"
-        "  CrateDB : a STAND-IN — the test double from cratedb_export_tests, which speaks CrateDB's HTTP\n"
+        "  CrateDB : a STAND-IN — the test double of cratedb_export_testbed, which speaks CrateDB's HTTP\n"
         "            protocol and runs COPY TO for this project's statements. It is NOT CrateDB.\n"
         "  Dagster : a temporary instance with the settings of dagster.yaml (run history is discarded on exit)\n"
         "  Set CRATEDB_URL, ACCESS_KEY_ID, SECRET_ACCESS_KEY (and S3_ENDPOINT for MinIO/SeaweedFS) to use\n"
-        "  real services instead; see README.md.",
+        "  real services instead; see docs/configuration.md.",
         flush=True,
     )
     if os.environ.get("DAGSTER_HOME"):
@@ -233,19 +244,50 @@ def _run() -> int:
             f"keys {access_key} / {secret_key} — sandbox-only)",
             flush=True,
         )
+        settings = {
+            "CRATEDB_URL": crate.url,
+            "ACCESS_KEY_ID": access_key,
+            "SECRET_ACCESS_KEY": secret_key,
+            "S3_ENDPOINT": s3.endpoint,
+            "S3_PROTOCOL": "http",
+            "CRATEDB_EXPORT_CONFIG": str(config_path),
+        }
         env = _dg_environment(
-            {
-                "CRATEDB_URL": crate.url,
-                "ACCESS_KEY_ID": access_key,
-                "SECRET_ACCESS_KEY": secret_key,
-                "S3_ENDPOINT": s3.endpoint,
-                "S3_PROTOCOL": "http",
-                "CRATEDB_EXPORT_CONFIG": str(config_path),
-            },
+            settings,
             keep_dagster_home=False,
             drop=("CRATEDB_USERNAME", "CRATEDB_PASSWORD"),  # the stand-in trusts everyone
         )
-        return _dg_dev(env)
+        with _settings_file(settings):
+            return _dg_dev(env)
+
+
+@contextlib.contextmanager
+def _settings_file(settings: dict[str, str]) -> Iterator[None]:
+    """Write the sandbox's settings where a second terminal can read them: `dg launch` runs the day in that
+    terminal's process, so it needs them too. Once `dg dev` has made its temporary instance, its directory
+    is added as DAGSTER_HOME, so runs launched there show in the UI. The file goes when the sandbox stops."""
+    SANDBOX_ENV.parent.mkdir(exist_ok=True)
+    SANDBOX_ENV.write_text("".join(f"{name}={shlex.quote(value)}\n" for name, value in settings.items()))
+    print(f"  Its settings, for commands in another terminal: set -a; source {SANDBOX_ENV.relative_to(ROOT)}; set +a")
+    before = set(ROOT.glob(f"{TMP_DAGSTER_HOME}*"))
+    stop = threading.Event()
+
+    def add_instance() -> None:
+        deadline = time.monotonic() + 120
+        while not stop.wait(0.5) and time.monotonic() < deadline:
+            if made := sorted(set(ROOT.glob(f"{TMP_DAGSTER_HOME}*")) - before):
+                with SANDBOX_ENV.open("a") as file:
+                    file.write(f"DAGSTER_HOME={shlex.quote(str(made[-1]))}\n")
+                return
+
+    watcher = threading.Thread(target=add_instance, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+        SANDBOX_ENV.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

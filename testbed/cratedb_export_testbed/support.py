@@ -70,7 +70,8 @@ class CrateUnderTest:
 
 
 # Dagster OSS writes one ASSET_MATERIALIZATION_PLANNED event per asset-partition when it creates a run,
-# unless this is set in the environment of the process creating the run (README: Backfills; dagster#32242).
+# unless this is set in the environment of the process creating the run
+# (docs/backfills-and-performance.md; dagster#32242).
 SUBSET_PLANNED_EVENTS = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 
 METRICS_DDL = """CREATE TABLE "doc"."{name}" (

@@ -15,7 +15,7 @@ wrapped or dropped.
 - object, geo_shape and any other type → string holding the value's JSON text: dynamic objects gain keys
   from day to day, a JSON text column keeps one type, so the lake stays one dataset (a struct's type
   would change with every new key), and every reader parses JSON
-The README's "Parquet" section has the same table, with the reasons.
+docs/parquet.md has the same table, with the reasons.
 """
 
 from __future__ import annotations

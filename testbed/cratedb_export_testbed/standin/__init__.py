@@ -1,7 +1,7 @@
 """A stand-in for CrateDB, used because no CrateDB server can run on this machine.
 
 This is NOT CrateDB. It is a test double that speaks CrateDB's real HTTP protocol and follows
-CrateDB's documented and observed behaviour (see /work/shared/reference/cratedb.md) closely enough
+CrateDB's documented behaviour, and what real CrateDB 6.4.3 answered (docs/conformance.md), closely enough
 that the exporter's tests pass against it *and* against a real CrateDB 5.x. It is only worth what it
 refuses, so it is strict: every statement is first checked with CrateDB's own grammar
 (``cratedb-sqlparse``), and a statement that parses but is not modelled here is answered with
