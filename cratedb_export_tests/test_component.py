@@ -21,8 +21,10 @@ from dagster import AssetKey
 
 from cratedb_export import ConfigError, build_definitions, load_export_config
 from cratedb_export.component import CrateDBExportComponent
+from cratedb_export.core.connection import ConnectionSettings, environment_variables
 from cratedb_export.core.storage import MANIFEST, SUCCESS
 from cratedb_export.orchestration.build import resource_from_env
+from cratedb_export.orchestration.resource import CrateDBExportResource
 
 BAD_ENTRIES = [
     entry("doc.metrics", "exports-bucket/metrics"),
@@ -345,6 +347,32 @@ def test_component_resource_reads_the_named_variables(monkeypatch):
     assert resource.timeout == 12.5
     assert resource.secret_access_key == "OTHER_SECRET"
     assert resource.access_key_id == "ACCESS_KEY_ID"
+
+
+def test_the_connection_settings_are_one_table(monkeypatch):
+    """The resource's fields, the default variables and what a component's `connection` accepts are the
+    same settings; a setting the table does not know, or a value that is no variable name, is refused."""
+    assert set(CrateDBExportResource.model_fields) == set(ConnectionSettings.model_fields)
+    variables = environment_variables()
+    assert variables["url"] == "CRATEDB_URL" and variables["secret_access_key"] == "SECRET_ACCESS_KEY"
+    assert set(variables) == set(ConnectionSettings.model_fields)
+    with pytest.raises(ValueError, match="unknown setting 'servers'"):
+        CrateDBExportComponent(exports=[entry("doc.metrics", "exports-bucket/m")], connection={"servers": "X"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CRATEDB_TIMEOUT", "ten minutes"),
+        ("CRATEDB_VERIFY_SSL_CERT", "maybe"),
+        ("CRATEDB_EXPORT_MAX_CONCURRENT_COPIES", "4.5"),
+    ],
+)
+def test_a_bad_setting_in_the_environment_stops_the_load_naming_its_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=f"environment variable {variable}=") as refused:
+        build_definitions([entry("doc.metrics", "exports-bucket/m")])
+    assert "Traceback" not in str(refused.value)
 
 
 def test_repository_definitions_load_with_dg_check_defs():

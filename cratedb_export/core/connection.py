@@ -204,15 +204,3 @@ def read_setting(setting: str, variable: str, environ: Mapping[str, str]) -> Any
     except ValidationError:
         kind = getattr(annotation, "__name__", str(annotation))
         raise ValueError(f"environment variable {variable}={text!r} is not a valid {kind} for {setting}") from None
-
-
-def settings_from_environment(
-    environ: Mapping[str, str], variables: Mapping[str, str] | None = None
-) -> ConnectionSettings:
-    """Settings read from the environment now, values and secrets alike (for code outside Dagster)."""
-    names = check_variables(variables or {}, "connection")
-    values = {s: read_setting(s, names[s], environ) for s in names}
-    missing = [names[s] for s in required_settings() if values[s] is None]
-    if missing:
-        raise ValueError(f"environment variable(s) {', '.join(missing)} must be set")
-    return ConnectionSettings(**{s: v for s, v in values.items() if v is not None})
