@@ -44,7 +44,7 @@ from dagster import (  # noqa: E402
 from cratedb_export.core.config import parse_export_specs  # noqa: E402
 from cratedb_export.core.export import DayExport, ExportedFile  # noqa: E402
 from cratedb_export.core.window import DayWindow  # noqa: E402
-from cratedb_export.orchestration.checks import DayChecks, check_specs  # noqa: E402
+from cratedb_export.orchestration.checks import CHECK, DayChecks, check_specs  # noqa: E402
 from cratedb_export.orchestration.metadata import day_metadata  # noqa: E402
 from cratedb_export.orchestration.partitions import partitions_for  # noqa: E402
 
@@ -63,7 +63,11 @@ def _job(tables: int, with_checks: bool):
 
     @multi_asset(
         specs=[AssetSpec(key, skippable=True) for key in keys],
-        check_specs=[c for key in keys for c in check_specs(key, partitions)] if with_checks else [],
+        check_specs=[
+            c for s, key in zip(specs, keys, strict=True) for c in check_specs(s, key, partitions) if c.name == CHECK
+        ]
+        if with_checks
+        else [],
         partitions_def=partitions,
         backfill_policy=BackfillPolicy.single_run(),
         can_subset=True,

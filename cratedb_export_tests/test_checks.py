@@ -1,8 +1,9 @@
 """The checks as the UI shows them, read back from a real (SQLite) Dagster instance.
 
-`matches_source` is evaluated per day on the day's partition (one-day and range runs); the empty-day
-warning carries the numbers; `yesterday_landed` judges the due day's partition at the deadline, so
-backfilling an old day does not make the asset look fresh.
+Every check is evaluated per day on the day's partition, in one-day and range runs: `matches_source` with
+the three numbers, the empty-day warning with the days before it, `yesterday_landed` as each day lands and,
+at the deadline, for the day due, so backfilling an old day does not make the asset look fresh. Nothing a
+run plans is left "Skipped".
 """
 
 from __future__ import annotations
@@ -108,50 +109,82 @@ def test_range_run_evaluates_every_day_and_a_mismatch_is_red_on_its_own_partitio
     assert _resolved(instance, table, spec) == {"SUCCEEDED": good | {bad}}
 
 
-def _empty_day_evaluations(instance, table):
-    return [r.event.dagster_event.event_specific_data for r in _history(instance, table, EMPTY_DAY_CHECK)]
+def _empty_day_evaluations(instance, table) -> dict[str | None, object]:
+    """The latest `no_unexpected_empty_day` evaluation of each partition."""
+    found: dict[str | None, object] = {}
+    for record in _history(instance, table, EMPTY_DAY_CHECK):  # newest first
+        found.setdefault(record.partition, record.event.dagster_event.event_specific_data)
+    return found
+
+
+def _checks_only_job(defs, name: str, *check_names: str):
+    keys = [k for k in defs.resolve_asset_graph().asset_check_keys if k.name in check_names]
+    merged = Definitions.merge(defs, Definitions(jobs=[define_asset_job(name, selection=AssetSelection.checks(*keys))]))
+    return merged.resolve_job_def(name)
 
 
 def test_a_day_with_0_rows_after_days_with_rows_is_a_warning_with_the_numbers(export_env, instance, bucket, crate):
     table = create_metrics_table(crate, [D0, D1, D2], per_day=5)  # nothing on D3
     spec = spec_for(table, bucket)
     assert run_export([spec], instance, partition_range=(D0.isoformat(), D2.isoformat())).success
-    (first,) = _empty_day_evaluations(instance, table)
-    assert first.passed and first.metadata["days_checked"].value == 3
+    evaluations = _empty_day_evaluations(instance, table)
+    assert set(evaluations) == {D0.isoformat(), D1.isoformat(), D2.isoformat()}  # one per day, on its partition
+    assert all(e.passed for e in evaluations.values())
 
     # The daily run of D3: the preceding days' rows come from the instance.
     assert run_export([spec], instance, partition=D3.isoformat()).success
-    latest = _empty_day_evaluations(instance, table)[0]
+    latest = _empty_day_evaluations(instance, table)[D3.isoformat()]
     assert not latest.passed and latest.severity.value == "WARN"
-    flagged = latest.metadata["unexpected_empty_days"].value
-    assert flagged == {
-        D3.isoformat(): {
-            "rows": 0,
-            "preceding_days": {D0.isoformat(): 5, D1.isoformat(): 5, D2.isoformat(): 5},
-            "preceding_mean": 5.0,
-        }
-    }
+    assert latest.metadata["rows"].value == 0
+    assert latest.metadata["preceding_days"].value == {D0.isoformat(): 5, D1.isoformat(): 5, D2.isoformat(): 5}
     assert "0 rows" in latest.description and "5.0 a day" in latest.description
     # Only a warning: the day is still exported, verified and materialized.
     assert instance.fetch_materializations(_key(table), limit=10).records[0].partition_key == D3.isoformat()
 
-    # Run on its own (Execute in the UI), the check judges the latest exported day from the instance.
-    defs = build_definitions([spec], resource=resource_from_env())
-    job = Definitions.merge(
-        defs,
-        Definitions(jobs=[define_asset_job("empty_day_only", selection=AssetSelection.checks(*defs.asset_checks))]),
-    ).resolve_job_def("empty_day_only")
-    result = job.execute_in_process(instance=instance)
-    (alone,) = [e for e in result.get_asset_check_evaluations() if e.check_name == EMPTY_DAY_CHECK]
-    assert not alone.passed and D3.isoformat() in alone.metadata["unexpected_empty_days"].value
+    # Run on its own (Execute in the UI), the check judges its partition's day from the instance, exporting
+    # nothing; without a partition, the latest exported day.
+    job = _checks_only_job(build_definitions([spec], resource=resource_from_env()), "empty_day_only", EMPTY_DAY_CHECK)
+    for tags in ({"dagster/partition": D3.isoformat()}, {}):
+        result = job.execute_in_process(instance=instance, tags=tags)
+        assert result.success and not result.get_asset_materialization_events()
+        (alone,) = result.get_asset_check_evaluations()
+        assert not alone.passed and alone.metadata["day"].value == D3.isoformat()
+    assert not [r for r in _history(instance, table, EMPTY_DAY_CHECK) if r.status.value == "PLANNED"]
 
 
 def test_empty_days_without_rows_before_them_are_not_flagged(export_env, instance, bucket, crate):
     table = create_metrics_table(crate, [D2], per_day=2)
     spec = spec_for(table, bucket)
     assert run_export([spec], instance, partition_range=(D0.isoformat(), D2.isoformat())).success
-    (evaluation,) = _empty_day_evaluations(instance, table)
-    assert evaluation.passed and evaluation.metadata["empty_days"].value == 2
+    evaluations = _empty_day_evaluations(instance, table)
+    assert len(evaluations) == 3 and all(e.passed for e in evaluations.values())
+    assert [evaluations[d.isoformat()].metadata["rows"].value for d in (D0, D1, D2)] == [0, 0, 2]
+
+
+def test_a_ui_run_leaves_no_check_skipped_and_says_when_a_day_landed_late(export_env, instance, bucket, crate):
+    """What the UI's Materialize and a UI backfill launch: the asset with every check of it. Each check gets
+    its evaluation on each day's partition, and no step is skipped beside the export."""
+    table = create_metrics_table(crate, [D0, D1, D2], per_day=2)
+    spec = spec_for(table, bucket, freshness_deadline="02:00")
+    defs = build_definitions([spec], resource=resource_from_env())
+    job = defs.resolve_implicit_global_asset_job_def()
+    for tags in (
+        {"dagster/partition": D0.isoformat()},
+        {"dagster/asset_partition_range_start": D1.isoformat(), "dagster/asset_partition_range_end": D2.isoformat()},
+    ):
+        result = job.execute_in_process(instance=instance, tags=tags, asset_selection=[_key(table)])
+        assert result.success
+        assert not [e for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
+    for check in (CHECK, EMPTY_DAY_CHECK, LANDED):
+        records = _history(instance, table, check)
+        assert {r.partition for r in records} == {D0.isoformat(), D1.isoformat(), D2.isoformat()}, check
+        assert not [r for r in records if r.status == AssetCheckExecutionRecordStatus.PLANNED], check
+    # Days of 2024 landing today landed late, and the check says so plainly: a warning, not "passed".
+    (late, *_) = _history(instance, table, LANDED, partition=D2.isoformat())
+    evaluation = late.event.dagster_event.event_specific_data
+    assert not evaluation.passed and evaluation.severity.value == "WARN"
+    assert evaluation.description.startswith(f"{D2} landed late") and "after its deadline" in evaluation.description
+    assert evaluation.metadata["late_by_minutes"].value > 0
 
 
 # -- yesterday_landed ------------------------------------------------------------------------------------
@@ -191,8 +224,10 @@ def _landed(defs, instance, at: datetime):
         build_schedule_context(instance=instance, scheduled_execution_time=at)
     ).run_requests
     result = defs.resolve_job_def(schedule.job_name).execute_in_process(instance=instance, tags=request.tags)
-    assert result.success
+    assert result.success and not result.get_asset_materialization_events()  # it judges, it exports nothing
     (evaluation,) = result.get_asset_check_evaluations()
+    # On the due day's own partition, as Dagster planned it: nothing is left "Skipped".
+    assert evaluation.partition == request.tags["dagster/partition"] == evaluation.metadata["day"].value
     return evaluation
 
 
@@ -238,4 +273,4 @@ def test_no_deadline_means_no_check(export_env, bucket, crate):
     table = create_metrics_table(crate, [D2], per_day=1)
     defs = build_definitions([spec_for(table, bucket, freshness_deadline=None)], resource=resource_from_env())
     assert not [s for s in defs.schedules if s.name.startswith(LANDED)]
-    assert {check.name for checks_def in defs.asset_checks for check in checks_def.check_specs} == {EMPTY_DAY_CHECK}
+    assert {key.name for key in defs.resolve_asset_graph().asset_check_keys} == {CHECK, EMPTY_DAY_CHECK}

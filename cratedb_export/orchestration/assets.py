@@ -36,10 +36,24 @@ from cratedb_export.core.errors import VerificationError
 from cratedb_export.core.fanout import export_days
 from cratedb_export.core.lease import Holder
 from cratedb_export.core.schema import SourceTable
-from cratedb_export.orchestration.checks import CHECK, DayChecks, check_specs, empty_day_evaluation
+from cratedb_export.orchestration.checks import (
+    CHECK,
+    EMPTY_DAY_CHECK,
+    DayChecks,
+    check_specs,
+    empty_day_evaluation,
+    latest_exported_day,
+    recorded_day_evaluation,
+)
 from cratedb_export.orchestration.freshness import CHECK as LANDED
-from cratedb_export.orchestration.freshness import Deadline
-from cratedb_export.orchestration.freshness import evaluate as evaluate_landed
+from cratedb_export.orchestration.freshness import (
+    DUE_AT_TAG,
+    PARTITION_TAG,
+    Deadline,
+    judged_at,
+    landed_as_exported,
+    landed_at_deadline,
+)
 from cratedb_export.orchestration.lineage import exported_schema, source_key, source_observation, source_prefix
 from cratedb_export.orchestration.metadata import day_metadata
 from cratedb_export.orchestration.names import DEFAULT_NAMES, POOL, ExportNames
@@ -99,7 +113,7 @@ def _export_assets(specs: list[ExportSpec], name: str, names: ExportNames) -> As
     @multi_asset(
         name=name,
         specs=[_asset_spec(s, sources) for s in specs],
-        check_specs=[check_spec for key in by_key for check_spec in check_specs(key, partitions_def)],
+        check_specs=[check for key, spec in by_key.items() for check in check_specs(spec, key, partitions_def)],
         partitions_def=partitions_def,
         backfill_policy=backfill_policy(),
         can_subset=True,
@@ -107,8 +121,11 @@ def _export_assets(specs: list[ExportSpec], name: str, names: ExportNames) -> As
         required_resource_keys={names.resource_key},
     )
     def export_tables(context: AssetExecutionContext) -> Iterator:
-        cratedb: CrateDBExportResource = getattr(context.resources, names.resource_key)
         selected = [by_key[k] for k in sorted(context.selected_asset_keys, key=str) if k in by_key]
+        if not selected:  # only checks: the deadline schedule, or "Execute" in the UI; nothing is exported
+            yield from _judge_from_instance(context, by_key)
+            return
+        cratedb: CrateDBExportResource = getattr(context.resources, names.resource_key)
         days = [date.fromisoformat(k) for k in context.partition_keys]
         yield from _run_exports(context, cratedb, selected, days, sources)
 
@@ -131,6 +148,7 @@ def _run_exports(
     failures: list[str] = []
     remaining = {AssetKey(spec.asset_path): len(days) for spec in specs}
     rows_by_day: dict[AssetKey, dict[date, int]] = defaultdict(dict)
+    landed_at: dict[AssetKey, dict[date, datetime | None]] = defaultdict(dict)
     checks = DayChecks(context.instance, context.run.run_id)
     selected_checks = context.selected_asset_check_keys
     run = cratedb.start_run(specs, _holder(context), context.log.warning)
@@ -161,14 +179,16 @@ def _run_exports(
                 if AssetCheckKey(key, CHECK) in selected_checks:
                     checks.add(key, day, outcome.export.verified_counts, passed=True)
                 rows_by_day[key][day] = outcome.export.source_rows
+                landed_at[key][day] = datetime.now(UTC)
             else:
+                landed_at[key][day] = None
                 failures.append(f"{outcome.what}: {outcome.error}")
                 context.log.error(f"{outcome.what} failed: {outcome.error}")
                 if isinstance(outcome.error, VerificationError) and AssetCheckKey(key, CHECK) in selected_checks:
                     checks.add(key, day, outcome.error.counts, passed=False)
             if remaining[key] == 0:
                 yield from checks.flush([key])
-                yield from _checks_beside_the_step(context, spec, rows_by_day[key])
+                yield from _day_checks_of(context, spec, rows_by_day[key], landed_at[key])
             elif checks.due():
                 yield from checks.flush()
     yield from checks.flush()
@@ -187,36 +207,45 @@ def _run_exports(
         )
 
 
-def _checks_beside_the_step(
-    context: AssetExecutionContext, spec: ExportSpec, rows_by_day: dict[date, int]
+def _day_checks_of(
+    context: AssetExecutionContext,
+    spec: ExportSpec,
+    rows_by_day: dict[date, int],
+    landed_at: dict[date, datetime | None],
 ) -> Iterator[AssetCheckEvaluation]:
-    """The evaluations this step logs for the asset's checks defined beside it (checks.py, freshness.py).
-
-    The empty-day warning, once per asset and run. `yesterday_landed` only when the run includes it (the UI's
-    Materialize button adds every check of the asset): its own step could not run, since this step yields
-    per-day materializations rather than outputs, and would be shown as skipped.
-    """
+    """Once all of an asset's days in the run are done: its per-day empty-day and landed evaluations, for the
+    checks the run includes (so each day's planned evaluation is made)."""
     key = AssetKey(spec.asset_path)
-    if evaluation := empty_day_evaluation(context.instance, key, rows_by_day):
-        yield evaluation
+    selected = context.selected_asset_check_keys
+    if AssetCheckKey(key, EMPTY_DAY_CHECK) in selected:
+        for day in sorted(rows_by_day):
+            yield empty_day_evaluation(context.instance, key, day, rows_by_day, day.isoformat())
     deadline = Deadline.of(spec)
-    if deadline is not None and AssetCheckKey(key, LANDED) in _run_checks(context):
-        result = evaluate_landed(context.instance, spec, deadline, datetime.now(UTC))
-        yield AssetCheckEvaluation(
-            asset_key=key,
-            check_name=LANDED,
-            passed=result.passed,
-            severity=result.severity,
-            metadata=result.metadata,
-            description=result.description,
-        )
+    if deadline is not None and AssetCheckKey(key, LANDED) in selected:
+        for day, landed in sorted(landed_at.items()):
+            yield landed_as_exported(key, day, deadline, landed, day.isoformat())
 
 
-def _run_checks(context: AssetExecutionContext) -> set[AssetCheckKey]:
-    selection = context.run.asset_check_selection
-    if selection is None:  # the job's checks
-        return set(context.job_def.asset_layer.asset_graph.asset_check_keys)
-    return set(selection)
+def _judge_from_instance(context: AssetExecutionContext, by_key: dict[AssetKey, ExportSpec]) -> Iterator:
+    """A run of checks only: judge the run's day (its partition tag, else the day due or last exported) from
+    what the instance holds, and export nothing."""
+    instance, tags = context.instance, context.run.tags
+    partition = tags.get(PARTITION_TAG)
+    at = judged_at(tags.get(DUE_AT_TAG))
+    for check_key in sorted(context.selected_asset_check_keys, key=str):
+        spec = by_key[check_key.asset_key]
+        deadline = Deadline.of(spec)
+        if check_key.name == LANDED and deadline is not None:
+            due = date.fromisoformat(partition) if partition else deadline.due_day(at)
+            yield landed_at_deadline(instance, spec, deadline, due, at, partition)
+            continue
+        day = date.fromisoformat(partition) if partition else latest_exported_day(instance, check_key.asset_key)
+        if day is not None and check_key.name == EMPTY_DAY_CHECK:
+            yield empty_day_evaluation(instance, check_key.asset_key, day, {}, partition)
+        elif day is not None and check_key.name == CHECK:
+            yield recorded_day_evaluation(instance, check_key.asset_key, day, partition)
+    for check_key in sorted(context.selected_asset_check_keys, key=str):
+        yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key))
 
 
 def _holder(context: AssetExecutionContext) -> Holder:

@@ -11,7 +11,7 @@ from dagster import Definitions, EnvVar, in_process_executor
 from cratedb_export.core.config import ExportSpec, load_export_config, parse_export_specs
 from cratedb_export.core.connection import ConnectionSettings, check_variables, read_setting, required_settings
 from cratedb_export.orchestration.assets import build_export_assets
-from cratedb_export.orchestration.checks import build_export_checks
+from cratedb_export.orchestration.freshness import build_deadline_schedules
 from cratedb_export.orchestration.lineage import source_prefix, source_specs
 from cratedb_export.orchestration.names import DEFAULT_NAMES, RESOURCE_KEY, ExportNames
 from cratedb_export.orchestration.resource import CrateDBExportResource
@@ -54,17 +54,19 @@ def export_definitions(
     resource: CrateDBExportResource,
     names: ExportNames = DEFAULT_NAMES,
 ) -> Definitions:
-    """Assets, checks, job and schedule of validated exports, bound to one cluster's resource.
+    """Assets (with their per-day checks), jobs and schedules of validated exports, bound to one cluster's
+    resource.
 
     The one place both build_definitions (exports.yaml) and CrateDBExportComponent (defs.yaml) build from.
     """
     export_specs = [s.under_key_prefix(names.key_prefix) for s in specs]
     export_assets = build_export_assets(export_specs, names)
-    export_checks, check_schedules = build_export_checks(export_specs, names)
     return Definitions(
         assets=[*source_specs(export_specs, source_prefix(names)), *export_assets],
-        asset_checks=export_checks,
-        schedules=[*build_export_schedules(export_assets, names.job), *check_schedules],
+        schedules=[
+            *build_export_schedules(export_assets, names.job),
+            *build_deadline_schedules(export_assets, export_specs, names),
+        ],
         resources={names.resource_key: resource},
         # One step per run exports all selected tables and days in threads; a step subprocess would only
         # add a Python start-up to every run. (The same executor object in every component, so they merge.)

@@ -1,19 +1,22 @@
-"""The checks the export run evaluates itself: `matches_source` per day, and the empty-day warning.
+"""The export's checks, all per day and all evaluated by the export step itself.
 
-`matches_source` is partitioned like its asset, so Dagster plans it for each day of a run, and every day
-that was verified (its three numbers compared) gets its own evaluation on its own partition, in one-day
-and range runs alike: a passing day is green on its partition, a mismatching day red on its own. A day
-that failed before its numbers could be compared (a COPY error, say) gets none, and Dagster shows its
-planned check as not executed. Each evaluation points at the day's latest materialization, as Dagster's
-own check results do, so the partition's check status stays current in the UI.
+- `matches_source` (ERROR): the day's three numbers agree — COPY's rowcount, the source's count and the rows
+  read back — compared when the day was verified;
+- `no_unexpected_empty_day` (WARN): the day exported 0 rows while the days before it had rows (an upstream
+  outage, or a timestamp column that stopped being filled);
+- `yesterday_landed` (freshness.py): the day landed by its deadline.
 
-The evaluations of a range run are written in batches: the materializations of a batch are looked up
-with one query per asset, not one per day.
+Each is partitioned like its asset, so Dagster plans it for each day of a run that includes it, and the
+export step evaluates it on that day's own partition as the day finishes: nothing is left planned (the UI's
+"Skipped"), and no check runs as a step of its own that would be skipped beside the export. A day that
+failed before its numbers could be compared (a COPY error, say) gets no `matches_source` evaluation, and
+Dagster shows that planned check as not executed. A run that selects only checks (the deadline schedule, or
+"Execute" in the UI) judges its day from the instance without exporting anything.
 
-`no_unexpected_empty_day` warns (severity WARN) when a day exported 0 rows while the days before it had
-rows: one evaluation per asset and run, logged by the export step, naming each such day with its numbers.
-The preceding days' counts come from this run, or from the instance (their latest materialization's
-`dagster/row_count`).
+The `matches_source` evaluations of a range run are written in batches, each pointing at its day's
+materialization (one query per asset per batch), so the partition's check status stays current in the UI.
+The daily job selects `matches_source` and the empty-day warning; `yesterday_landed` has its own schedule
+at the deadline.
 """
 
 import time
@@ -25,9 +28,6 @@ from datetime import date, timedelta
 
 from dagster import (
     AssetCheckEvaluation,
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
@@ -38,8 +38,6 @@ from dagster import (
     MetadataValue,
     PartitionsDefinition,
     PreviewWarning,
-    ScheduleDefinition,
-    multi_asset_check,
 )
 
 # Private: AssetCheckEvaluation's public `target_materialization_data` (which ties a day's evaluation to that
@@ -49,8 +47,8 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from cratedb_export.core.config import ExportSpec
-from cratedb_export.orchestration.freshness import build_freshness_checks
-from cratedb_export.orchestration.names import DEFAULT_NAMES, ExportNames
+from cratedb_export.core.verification import counts_agree
+from cratedb_export.orchestration.freshness import landed_check_spec
 
 CHECK = "matches_source"
 EMPTY_DAY_CHECK = "no_unexpected_empty_day"
@@ -59,69 +57,30 @@ FLUSH_EVERY = 200  # evaluations waiting for their materialization's storage id
 FLUSH_SECONDS = 5.0
 
 
-def check_specs(key: AssetKey, partitions_def: PartitionsDefinition) -> list[AssetCheckSpec]:
-    """The checks evaluated inside the export step: `matches_source`, one evaluation per verified day."""
+def check_specs(spec: ExportSpec, key: AssetKey, partitions_def: PartitionsDefinition) -> list[AssetCheckSpec]:
+    """The export's per-day checks, evaluated inside the export step (see the module docstring)."""
     with warnings.catch_warnings():
         # Partitioned check specs are a preview feature of Dagster 1.12.14+; the warning says so at every
         # load of the code location, which would teach users to ignore warnings. This is the one we accept.
         warnings.simplefilter("ignore", PreviewWarning)
-        return [
+        specs = [
             AssetCheckSpec(
                 CHECK,
                 asset=key,
                 partitions_def=partitions_def,
                 description="The day's exported rows equal the source's rows for that day (COPY rowcount, "
                 "source count and rows read back); evaluated for each day on its own partition",
-            )
+            ),
+            AssetCheckSpec(
+                EMPTY_DAY_CHECK,
+                asset=key,
+                partitions_def=partitions_def,
+                description=f"WARN when the day exported 0 rows while the {LOOKBACK_DAYS} days before it had "
+                "rows (an upstream outage, or a timestamp column that stopped being filled)",
+            ),
         ]
-
-
-def empty_day_check_spec(key: AssetKey) -> AssetCheckSpec:
-    return AssetCheckSpec(
-        EMPTY_DAY_CHECK,
-        asset=key,
-        description=f"WARN when a day exported 0 rows while the {LOOKBACK_DAYS} days before it had rows "
-        "(an upstream outage, or a timestamp column that stopped being filled); evaluated by every export run",
-    )
-
-
-def build_export_checks(
-    specs: Sequence[ExportSpec], names: ExportNames = DEFAULT_NAMES
-) -> tuple[list[AssetChecksDefinition], list[ScheduleDefinition]]:
-    """The checks beside the export step's own: the empty-day warning, and `yesterday_landed` with the
-    schedules that evaluate it at each export's deadline (freshness.py)."""
-    landed, schedules = build_freshness_checks(specs, names)
-    return [*build_empty_day_checks([AssetKey(spec.asset_path) for spec in specs], names), *landed], schedules
-
-
-def build_empty_day_checks(keys: Sequence[AssetKey], names: ExportNames = DEFAULT_NAMES) -> list[AssetChecksDefinition]:
-    """`no_unexpected_empty_day` as a check of its own: the export run logs its evaluations (one per asset
-    and run); run on its own ("Execute" in the UI) it judges each asset's latest exported day.
-
-    It is not one of the export step's check specs: Dagster plans a partitioned asset's in-step checks
-    once per partition of the run, and a year's backfill would then need 3,650 evaluations of it.
-    """
-    if not keys:
-        return []
-
-    @multi_asset_check(
-        name=names.op(EMPTY_DAY_CHECK),
-        specs=[empty_day_check_spec(key) for key in keys],
-        can_subset=True,
-    )
-    def no_unexpected_empty_day(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
-        for check_key in sorted(context.selected_asset_check_keys, key=str):
-            evaluation = empty_day_evaluation(context.instance, check_key.asset_key, None)
-            yield AssetCheckResult(
-                asset_key=check_key.asset_key,
-                check_name=EMPTY_DAY_CHECK,
-                passed=evaluation.passed if evaluation else True,
-                severity=AssetCheckSeverity.WARN,
-                metadata=evaluation.metadata if evaluation else {},
-                description=evaluation.description if evaluation else "no day exported yet",
-            )
-
-    return [no_unexpected_empty_day]
+        landed = landed_check_spec(spec, key, partitions_def)
+    return [*specs, landed] if landed is not None else specs
 
 
 def day_evaluation(
@@ -131,16 +90,18 @@ def day_evaluation(
     *,
     passed: bool,
     target: AssetCheckEvaluationTargetMaterializationData | None = None,
+    partition: str | None = "",
+    description: str | None = None,
 ) -> AssetCheckEvaluation:
-    """One day's `matches_source` evaluation on the day's partition, with the three numbers."""
+    """One day's `matches_source` evaluation on the day's partition (or `partition`), with the three numbers."""
     return AssetCheckEvaluation(
         asset_key=key,
         check_name=CHECK,
         passed=passed,
-        partition=day.isoformat(),
+        partition=day.isoformat() if partition == "" else partition,
         severity=AssetCheckSeverity.ERROR,
         metadata={"day": day.isoformat(), **{k: v for k, v in counts.items() if v is not None}},
-        description=None if passed else f"export of {day.isoformat()} does not match the source",
+        description=description or (None if passed else f"export of {day.isoformat()} does not match the source"),
         target_materialization_data=target,
     )
 
@@ -222,68 +183,88 @@ def _target(record: EventLogRecord) -> AssetCheckEvaluationTargetMaterialization
 
 
 def empty_day_evaluation(
-    instance: DagsterInstance, key: AssetKey, rows_by_day: Mapping[date, int] | None
-) -> AssetCheckEvaluation | None:
-    """The `no_unexpected_empty_day` evaluation for one asset, from the rows of a run's verified days
-    (None: the asset's latest materialized day, from the instance).
+    instance: DagsterInstance, key: AssetKey, day: date, rows_by_day: Mapping[date, int], partition: str | None
+) -> AssetCheckEvaluation:
+    """`no_unexpected_empty_day` for one day, from its rows (this run's verified days, else the instance).
 
-    A day is flagged when it exported 0 rows and the LOOKBACK_DAYS days before it, as far as they are
-    known (this run's verified days first, then the instance's latest materialization of each), had rows.
+    The day is flagged when it exported 0 rows and the LOOKBACK_DAYS days before it, as far as they are
+    known (this run's verified days first, then each day's latest materialization in the instance), had rows.
     """
-    if rows_by_day is None:
-        rows_by_day = _latest_day_rows(instance, key)
-    if not rows_by_day:
-        return None
-    empty = sorted(day for day, rows in rows_by_day.items() if rows == 0)
-    known: dict[date, int] = dict(rows_by_day)
-    if empty:
-        wanted = {e - timedelta(days=n) for e in empty for n in range(1, LOOKBACK_DAYS + 1)} - set(known)
-        known.update(_recorded_row_counts(instance, key, wanted))
-    flagged: dict[str, dict] = {}
-    for day in empty:
-        before = {
-            (day - timedelta(days=n)).isoformat(): known[day - timedelta(days=n)]
-            for n in range(LOOKBACK_DAYS, 0, -1)
-            if day - timedelta(days=n) in known
-        }
-        if sum(before.values()) > 0:
-            flagged[day.isoformat()] = {
-                "rows": 0,
-                "preceding_days": before,
-                "preceding_mean": round(sum(before.values()) / len(before), 1),
-            }
-    days = sorted(rows_by_day)
-    metadata: dict[str, MetadataValue] = {
-        "days_checked": MetadataValue.int(len(days)),
-        "first_day": MetadataValue.text(days[0].isoformat()),
-        "last_day": MetadataValue.text(days[-1].isoformat()),
-        "empty_days": MetadataValue.int(len(empty)),
-    }
-    if flagged:
-        metadata["unexpected_empty_days"] = MetadataValue.json(flagged)
-        first, numbers = next(iter(flagged.items()))
-        description = (
-            f"{len(flagged)} day(s) exported 0 rows while the days before had rows, e.g. {first}: 0 rows after "
-            f"{numbers['preceding_mean']} a day on average ({', '.join(map(str, numbers['preceding_days'].values()))})"
+    wanted = {day - timedelta(days=n) for n in range(0, LOOKBACK_DAYS + 1)}
+    known: dict[date, int] = {d: rows for d, rows in rows_by_day.items() if d in wanted}
+    rows = known.get(day)
+    if rows is None:
+        known.update(_recorded_row_counts(instance, key, {day}))
+        rows = known.get(day)
+    metadata: dict[str, MetadataValue] = {"day": MetadataValue.text(day.isoformat())}
+    if rows is None:
+        return AssetCheckEvaluation(
+            asset_key=key,
+            check_name=EMPTY_DAY_CHECK,
+            passed=True,
+            partition=partition,
+            severity=AssetCheckSeverity.WARN,
+            metadata=metadata,
+            description=f"{day} has not been exported",
         )
-    else:
-        description = None
+    metadata["rows"] = MetadataValue.int(rows)
+    if rows == 0:
+        known.update(_recorded_row_counts(instance, key, wanted - set(known)))
+    before = {
+        (day - timedelta(days=n)).isoformat(): known[day - timedelta(days=n)]
+        for n in range(LOOKBACK_DAYS, 0, -1)
+        if day - timedelta(days=n) in known
+    }
+    flagged = rows == 0 and sum(before.values()) > 0
+    description = None
+    if flagged:
+        mean = round(sum(before.values()) / len(before), 1)
+        metadata["preceding_days"] = MetadataValue.json(before)
+        metadata["preceding_mean"] = MetadataValue.float(mean)
+        description = (
+            f"{day} exported 0 rows after {mean} a day on average in the days before "
+            f"({', '.join(map(str, before.values()))}): an upstream outage, or a timestamp column no longer filled?"
+        )
     return AssetCheckEvaluation(
         asset_key=key,
         check_name=EMPTY_DAY_CHECK,
         passed=not flagged,
+        partition=partition,
         severity=AssetCheckSeverity.WARN,
         metadata=metadata,
         description=description,
     )
 
 
-def _latest_day_rows(instance: DagsterInstance, key: AssetKey) -> dict[date, int]:
+def latest_exported_day(instance: DagsterInstance, key: AssetKey) -> date | None:
+    """The day of the asset's latest materialization (what a check run on its own judges)."""
     records = instance.fetch_materializations(key, limit=1).records
-    if not records or not records[0].partition_key or not records[0].asset_materialization:
-        return {}
-    rows = _row_count(records[0].asset_materialization.metadata)
-    return {date.fromisoformat(records[0].partition_key): rows} if rows is not None else {}
+    return date.fromisoformat(records[0].partition_key) if records and records[0].partition_key else None
+
+
+def recorded_day_evaluation(
+    instance: DagsterInstance, key: AssetKey, day: date, partition: str | None
+) -> AssetCheckEvaluation:
+    """`matches_source` for a day from the numbers its latest materialization recorded (a check run on its
+    own re-reads nothing: the export compared them when it verified the day)."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1
+    ).records
+    metadata = records[0].asset_materialization.metadata if records and records[0].asset_materialization else {}
+    counts = {
+        name: int(value.value)
+        for name, value in metadata.items()
+        if name in ("copy_rowcount", "source_rows", "rows_read_back") and isinstance(value.value, int | float)
+    }
+    return day_evaluation(
+        key,
+        day,
+        counts,
+        passed=bool(records) and counts_agree(counts),
+        target=_target(records[0]) if records else None,
+        partition=partition,
+        description=None if records else f"{day} has not been exported",
+    )
 
 
 def _recorded_row_counts(instance: DagsterInstance, key: AssetKey, days: set[date]) -> dict[date, int]:

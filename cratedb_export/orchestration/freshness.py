@@ -1,45 +1,49 @@
-"""Is yesterday there? The check `yesterday_landed`, evaluated by a schedule at each export's deadline.
+"""Did each day land by its deadline? The per-day check `yesterday_landed`.
+
+With `freshness_deadline: "02:00"`, day D is due at 02:00 of D+1 in the export's time zone, two hours after
+the day ends and the daily schedule (00:00) started exporting it. The check is partitioned like its asset
+and judges one day on that day's partition:
+
+- at the deadline, a schedule judges the day that is due (the latest day whose deadline has passed): it
+  passes when that day is exported, verified and marked, and fails with severity ERROR otherwise (the
+  partition and the asset turn red), naming why (never exported, its latest export failed, still running);
+- when a run that includes the check exports a day, the day is judged as it lands: before its deadline it
+  passes; after it, it fails with severity WARN and says by how much (a backfill of old days lands late by
+  definition, and says so).
 
 Dagster's FreshnessPolicy judges an asset's latest materialization, whichever partition it is of: a
-backfill of a day in 2022 would make the export look fresh while yesterday is missing. (Dagster's
-`build_time_partition_freshness_checks` does judge the partition, but is superseded in 1.13 and warns at
-every load.) So this check looks up one partition, the day that is due: with `freshness_deadline:
-"02:00"`, day D is due at 02:00 of D+1 in the export's time zone, two hours after the day ends and the
-daily schedule (00:00) started exporting it. At time T the due day is the latest day whose deadline is
-not after T. The check passes when that day's partition is materialized — which for this project means
-exported, verified and marked — and fails with severity ERROR otherwise, so the asset turns red.
-
-One schedule per distinct (time zone, deadline) runs the checks of its exports at the deadline; it
-starts RUNNING like the export schedule. The time it was due for is passed to the run as a tag, so a
-late or re-executed tick judges the same day; run by hand ("Execute" in the UI) the check judges the day
-due at that moment. The check needs no resource and reads only the Dagster instance.
+backfill of a day in 2022 would make the export look fresh while yesterday is missing. Hence this check.
+The deadline schedule's runs carry the due day as their partition tag, so the evaluation is the one Dagster
+planned for that partition (nothing is left "Skipped"), and the judged moment as a tag, so a late or
+re-executed tick judges the same day. The check needs no resource and reads only the Dagster instance.
 """
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetChecksDefinition,
+    AssetCheckEvaluation,
+    AssetCheckKey,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
     AssetPartitionStatus,
     AssetRecordsFilter,
+    AssetsDefinition,
     AssetSelection,
     DagsterInstance,
     DefaultScheduleStatus,
     MetadataValue,
+    PartitionsDefinition,
     RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
+    SkipReason,
     define_asset_job,
-    multi_asset_check,
     schedule,
 )
 
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
 
 CHECK = "yesterday_landed"
 DUE_AT_TAG = "cratedb_export/due_at"  # ISO instant the check judges (set by the deadline schedule)
+PARTITION_TAG = "dagster/partition"
 
 
 @dataclass(frozen=True)
@@ -92,70 +97,64 @@ class Deadline:
         return day
 
 
-def build_freshness_checks(
-    specs: Sequence[ExportSpec], names: ExportNames = DEFAULT_NAMES
-) -> tuple[list[AssetChecksDefinition], list[ScheduleDefinition]]:
-    """`yesterday_landed` for every export with a deadline, and the schedules that evaluate them."""
-    groups: dict[Deadline, list[ExportSpec]] = defaultdict(list)
-    for spec in specs:
-        deadline = Deadline.of(spec)
-        if deadline is not None:
-            groups[deadline].append(spec)
-    checks, schedules = [], []
-    for deadline, members in groups.items():
-        name = names.op(CHECK if len(groups) == 1 else f"{CHECK}_{_slug(deadline)}")
-        check_def = _check_definition(name, deadline, members)
-        job = define_asset_job(
-            name=f"{name}_job",
-            selection=AssetSelection.checks(check_def),
-            description=f"Check at {deadline.text} ({deadline.timezone}) that each export's previous day landed",
-        )
-        checks.append(check_def)
-        schedules.append(_deadline_schedule(f"{name}_schedule", deadline, job))
-    return checks, schedules
-
-
-def _slug(deadline: Deadline) -> str:
-    zone = "".join(c if c.isalnum() else "_" for c in deadline.timezone.lower())
-    return f"{zone}_{deadline.hours:02d}{deadline.minutes:02d}"
-
-
-def _check_definition(name: str, deadline: Deadline, specs: list[ExportSpec]) -> AssetChecksDefinition:
-    by_key = {AssetKey(spec.asset_path): spec for spec in specs}
-
-    @multi_asset_check(
-        name=name,
-        specs=[
-            AssetCheckSpec(
-                CHECK,
-                asset=key,
-                description=f"The previous day's partition is exported and verified by {deadline.text} after "
-                f"the day's end ({deadline.timezone}); a backfill of an older day does not count",
-                metadata={"freshness_deadline": deadline.text, "timezone": deadline.timezone},
-            )
-            for key in by_key
-        ],
-        can_subset=True,
+def landed_check_spec(spec: ExportSpec, key: AssetKey, partitions_def: PartitionsDefinition) -> AssetCheckSpec | None:
+    deadline = Deadline.of(spec)
+    if deadline is None:
+        return None
+    return AssetCheckSpec(
+        CHECK,
+        asset=key,
+        partitions_def=partitions_def,
+        description=f"The day landed (exported, verified, marked) by {deadline.text} after its end "
+        f"({deadline.timezone}); judged at that deadline for the day due, and as each day lands",
+        metadata={"freshness_deadline": deadline.text, "timezone": deadline.timezone},
     )
-    def yesterday_landed(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:  # Dagster reads the hint
-        at = _judged_at(context.run.tags.get(DUE_AT_TAG))
-        for check_key in sorted(context.selected_asset_check_keys, key=str):
-            spec = by_key.get(check_key.asset_key)
-            if spec is not None:
-                yield evaluate(context.instance, spec, deadline, at)
-
-    return yesterday_landed
 
 
-def _judged_at(tag: str | None) -> datetime:
-    return datetime.fromisoformat(tag) if tag else datetime.now(UTC)
+def landed_as_exported(
+    key: AssetKey, day: date, deadline: Deadline, landed: datetime | None, partition: str | None
+) -> AssetCheckEvaluation:
+    """The day's evaluation as the run that exported it (or failed to) judges it: on time, late, or missing."""
+    due = deadline.for_day(day)
+    metadata: dict = {"day": MetadataValue.text(day.isoformat()), "deadline": MetadataValue.timestamp(due)}
+    if landed is None:
+        late = datetime.now(UTC) > due
+        return AssetCheckEvaluation(
+            asset_key=key,
+            check_name=CHECK,
+            passed=False,
+            partition=partition,
+            severity=AssetCheckSeverity.ERROR if late else AssetCheckSeverity.WARN,
+            metadata=metadata,
+            description=f"{day} did not land: its export in this run failed (deadline {_at(due)})",
+        )
+    metadata["landed_at"] = MetadataValue.timestamp(landed)
+    if landed <= due:
+        return AssetCheckEvaluation(
+            asset_key=key,
+            check_name=CHECK,
+            passed=True,
+            partition=partition,
+            metadata=metadata,
+            description=f"{day} landed at {_at(landed)}, before its deadline {_at(due)}",
+        )
+    metadata["late_by_minutes"] = MetadataValue.float(round((landed - due).total_seconds() / 60, 1))
+    return AssetCheckEvaluation(
+        asset_key=key,
+        check_name=CHECK,
+        passed=False,
+        partition=partition,
+        severity=AssetCheckSeverity.WARN,
+        metadata=metadata,
+        description=f"{day} landed late: at {_at(landed)}, {_duration(landed - due)} after its deadline {_at(due)}",
+    )
 
 
-def evaluate(instance: DagsterInstance, spec: ExportSpec, deadline: Deadline, at: datetime) -> AssetCheckResult:
-    """Whether the day due at `at` is materialized, with when it landed and what it holds."""
-
+def landed_at_deadline(
+    instance: DagsterInstance, spec: ExportSpec, deadline: Deadline, day: date, at: datetime, partition: str | None
+) -> AssetCheckEvaluation:
+    """Whether `day` (the day due at `at`) is materialized, with when it landed and what it holds."""
     key = AssetKey(spec.asset_path)
-    day = deadline.due_day(at)
     due = deadline.for_day(day)
     metadata: dict = {
         "day": MetadataValue.text(day.isoformat()),
@@ -163,12 +162,13 @@ def evaluate(instance: DagsterInstance, spec: ExportSpec, deadline: Deadline, at
         "judged_at": MetadataValue.timestamp(at),
     }
     if day < spec.start_date:
-        return AssetCheckResult(
+        return AssetCheckEvaluation(
             asset_key=key,
             check_name=CHECK,
             passed=True,
+            partition=partition,
             metadata=metadata,
-            description=f"no day is due yet (the first partition, {spec.start_date}, is due {due:%Y-%m-%d %H:%M})",
+            description=f"no day is due yet (the first partition, {spec.start_date}, is due {_at(due)})",
         )
     statuses = instance.get_status_by_partition(key, [day.isoformat()], partitions_for(spec)) or {}
     status = statuses.get(day.isoformat())
@@ -176,6 +176,8 @@ def evaluate(instance: DagsterInstance, spec: ExportSpec, deadline: Deadline, at
     records = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1
     ).records
+    passed = status == AssetPartitionStatus.MATERIALIZED
+    description = f"{day} is not there: never exported (deadline {_at(due)}, judged {_at(at)})"
     if records:
         landed = datetime.fromtimestamp(records[0].timestamp, UTC)
         metadata["landed_at"] = MetadataValue.timestamp(landed)
@@ -183,38 +185,94 @@ def evaluate(instance: DagsterInstance, spec: ExportSpec, deadline: Deadline, at
         rows = materialization.metadata.get("dagster/row_count") if materialization else None
         if rows is not None:
             metadata["dagster/row_count"] = rows
-        if landed > due:
-            metadata["late_by_minutes"] = MetadataValue.float(round((landed - due).total_seconds() / 60, 1))
-    passed = status == AssetPartitionStatus.MATERIALIZED
-    if passed:
-        description = f"{day} landed"
-    elif status == AssetPartitionStatus.FAILED:
-        description = f"{day} is not there: its latest export failed (deadline {due:%Y-%m-%d %H:%M %Z})"
+        if passed:
+            description = f"{day} landed at {_at(landed)}, before its deadline {_at(due)}"
+            if landed > due:  # exported again after the deadline: it was there before, or this would be late
+                description = f"{day} is there (last exported {_at(landed)}; deadline {_at(due)})"
+    if status == AssetPartitionStatus.FAILED:
+        description = f"{day} is not there: its latest export failed (deadline {_at(due)}, judged {_at(at)})"
     elif status == AssetPartitionStatus.IN_PROGRESS:
-        description = f"{day} is not there yet: its export is still running (deadline {due:%Y-%m-%d %H:%M %Z})"
-    else:
-        description = f"{day} is not there: never exported (deadline {due:%Y-%m-%d %H:%M %Z})"
-    return AssetCheckResult(
+        description = f"{day} is not there yet: its export is still running (deadline {_at(due)}, judged {_at(at)})"
+    return AssetCheckEvaluation(
         asset_key=key,
         check_name=CHECK,
         passed=passed,
+        partition=partition,
         severity=AssetCheckSeverity.ERROR,
         metadata=metadata,
         description=description,
     )
 
 
-def _deadline_schedule(name: str, deadline: Deadline, job: "UnresolvedAssetJobDefinition") -> ScheduleDefinition:
+def build_deadline_schedules(
+    export_assets: Sequence[AssetsDefinition], specs: Sequence[ExportSpec], names: ExportNames = DEFAULT_NAMES
+) -> list[ScheduleDefinition]:
+    """One job and schedule per export multi-asset and deadline: at the deadline, judge the day due."""
+    by_key = {AssetKey(spec.asset_path): spec for spec in specs}
+    groups: dict[tuple[str, Deadline], list[AssetCheckKey]] = defaultdict(list)
+    for assets_def in export_assets:
+        for check_key in assets_def.check_keys:
+            spec = by_key.get(check_key.asset_key)
+            deadline = Deadline.of(spec) if spec is not None else None
+            if check_key.name == CHECK and deadline is not None:
+                groups[(assets_def.op.name, deadline)].append(check_key)
+    schedules = []
+    for (op_name, deadline), keys in groups.items():
+        name = names.op(CHECK) if len(groups) == 1 else f"{CHECK}_{op_name}_{_slug(deadline)}"
+        job = define_asset_job(
+            name=f"{name}_job",
+            selection=AssetSelection.checks(*keys),
+            description=f"Check at {deadline.text} ({deadline.timezone}) that each export's due day landed",
+        )
+        first_day = min(by_key[k.asset_key].start_date for k in keys)
+        schedules.append(_deadline_schedule(f"{name}_schedule", deadline, job, first_day))
+    return schedules
+
+
+def _slug(deadline: Deadline) -> str:
+    zone = "".join(c if c.isalnum() else "_" for c in deadline.timezone.lower())
+    return f"{zone}_{deadline.hours:02d}{deadline.minutes:02d}"
+
+
+def judged_at(tag: str | None) -> datetime:
+    return datetime.fromisoformat(tag) if tag else datetime.now(UTC)
+
+
+def _at(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M %Z}"
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = delta.total_seconds() / 60
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes / 1440:.0f} days"
+
+
+def _deadline_schedule(
+    name: str, deadline: Deadline, job: "UnresolvedAssetJobDefinition", first_day: date
+) -> ScheduleDefinition:
     @schedule(
         name=name,
         cron_schedule=deadline.cron,
         execution_timezone=deadline.timezone,
         job=job,
         default_status=DefaultScheduleStatus.RUNNING,
-        description=f"At {deadline.text} ({deadline.timezone}): did the previous day of each export land?",
+        description=f"At {deadline.text} ({deadline.timezone}): did the day that is now due land?",
     )
-    def _at_deadline(context: ScheduleEvaluationContext) -> RunRequest:
+    def _at_deadline(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
         at = context.scheduled_execution_time or datetime.now(UTC)
-        return RunRequest(run_key=at.isoformat(), tags={DUE_AT_TAG: at.astimezone(UTC).isoformat()})
+        day = deadline.due_day(at)
+        if day < first_day:
+            return SkipReason(
+                f"no day is due yet: the first partition, {first_day}, is due {_at(deadline.for_day(first_day))}"
+            )
+        # The due day as the run's partition tag: the planned evaluation is then that day's (the job itself
+        # selects only checks, so Dagster gives it no partitions of its own).
+        return RunRequest(
+            run_key=at.isoformat(), tags={DUE_AT_TAG: at.astimezone(UTC).isoformat(), PARTITION_TAG: day.isoformat()}
+        )
 
     return _at_deadline
