@@ -22,6 +22,7 @@ from typing import Any
 from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 
 from cratedb_export_testbed.standin import ddl, grammar, system
+from cratedb_export_testbed.standin.copy_from import copy_from
 from cratedb_export_testbed.standin.copy_to import copy_to
 from cratedb_export_testbed.standin.errors import (
     CrateError,
@@ -177,6 +178,15 @@ class Engine:
                 job.running = True
 
             count = copy_to(stmt, self.catalog, self._resolve, self._faults, self._writer, running)
+        elif isinstance(node, P.CopyFromContext):
+            answer = copy_from(stmt, self.catalog, self._resolve, self._writer, self._node)
+            if not isinstance(answer, int):
+                cols, col_types, rows, rowcount = answer
+                summary: dict[str, Any] = {"cols": cols, "rows": rows, "rowcount": rowcount}
+                if types:
+                    summary["col_types"] = col_types
+                return summary
+            count = answer
         elif isinstance(node, P.InsertContext):
             count = insert(stmt, self.catalog, self._resolve)
         elif isinstance(node, P.CreateContext):
@@ -242,7 +252,7 @@ def _classify(statement: Any) -> tuple[str, tuple[str, ...]]:
         return "SELECT", tuple(labels)
     if isinstance(statement, P.InsertContext):
         return "INSERT", ("InsertFromValues",)
-    if isinstance(statement, P.CopyToContext):
+    if isinstance(statement, (P.CopyToContext, P.CopyFromContext)):
         return "COPY", ()
     if isinstance(statement, (P.CreateContext, P.DropContext, P.RefreshTableContext)):
         return "DDL", ()

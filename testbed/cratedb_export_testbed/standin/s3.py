@@ -153,6 +153,10 @@ class S3Writer:
         except BotoCoreError as error:
             raise self._unreachable(error, target) from None
 
+    def client(self, target: S3Target, protocol: str) -> Any:
+        """The cached boto3 client for a target (COPY FROM reads with it)."""
+        return self._client(target, protocol)
+
     def _client(self, target: S3Target, protocol: str) -> Any:
         key = (target.endpoint, protocol, target.access_key, target.secret_key)
         with self._lock:
