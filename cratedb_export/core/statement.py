@@ -6,6 +6,7 @@ statement text (which CrateDB keeps in sys.jobs_log) never holds a credential or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cratedb_export.core.config import ExportSpec
@@ -102,3 +103,60 @@ NODES_STATEMENT = Statement('SELECT "name", "version"[\'number\'], "os_info"[\'a
 STATS_STATEMENT = Statement(
     "SELECT \"settings\"['stats']['enabled'], \"settings\"['stats']['jobs_log_size'] FROM \"sys\".\"cluster\"", ()
 )
+
+
+# -- restoring archived days ---------------------------------------------------------------------------
+
+# information_schema's data_type -> the type a CREATE TABLE names for it, for the types whose name says all
+# there is to know. numeric, character, bit and float_vector lose their parameters (precision, length,
+# dimensions) in information_schema: a table is not created from them; name an existing table instead.
+_DDL_TYPES = {
+    "text": "TEXT",
+    "bigint": "BIGINT",
+    "integer": "INTEGER",
+    "smallint": "SMALLINT",
+    "boolean": "BOOLEAN",
+    "double precision": "DOUBLE PRECISION",
+    "real": "REAL",
+    "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
+    "timestamp without time zone": "TIMESTAMP WITHOUT TIME ZONE",
+    "ip": "IP",
+    "geo_point": "GEO_POINT",
+    "geo_shape": "GEO_SHAPE",
+    "object": "OBJECT(DYNAMIC)",
+}
+
+
+def ddl_type(data_type: str) -> str | None:
+    """The CREATE TABLE type of an information_schema data_type, or None where it cannot be told exactly."""
+    if data_type.endswith("_array"):
+        inner = ddl_type(data_type[: -len("_array")])
+        return f"ARRAY({inner})" if inner else None
+    return _DDL_TYPES.get(data_type)
+
+
+def create_table_statement(spec: ExportSpec, columns: Sequence[tuple[str, str]]) -> Statement:
+    """A plain table (no partitions, no generated columns) with these (name, data_type) columns."""
+    defined = []
+    for name, data_type in columns:
+        kind = ddl_type(data_type)
+        if kind is None:
+            raise ValueError(f"column {name!r} of type {data_type} cannot be created from its recorded type")
+        defined.append(f"{quote_ident(name)} {kind}")
+    return Statement(f"CREATE TABLE {qualified_table(spec)} ({', '.join(defined)})", ())
+
+
+def copy_from_statement(spec: ExportSpec, uris: Sequence[str], *, gzip: bool, protocol: str | None) -> Statement:
+    """Load files into a table; the URIs carry the credentials and are bound as one array parameter."""
+    options = (["compression = 'gzip'"] if gzip else []) + ([f"protocol = '{protocol}'"] if protocol else [])
+    with_clause = f" WITH ({', '.join(options)})" if options else ""
+    return Statement(f"COPY {qualified_table(spec)} FROM ?{with_clause} RETURN SUMMARY", (list(uris),))
+
+
+def delete_window_statement(spec: ExportSpec, window: DayWindow) -> Statement:
+    sql = f"DELETE FROM {qualified_table(spec)} WHERE {window_predicate(spec)}"
+    return Statement(sql, (window.start_ms, window.end_ms))
+
+
+def refresh_statement(spec: ExportSpec) -> Statement:
+    return Statement(f"REFRESH TABLE {qualified_table(spec)}", ())

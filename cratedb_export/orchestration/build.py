@@ -15,6 +15,7 @@ from cratedb_export.orchestration.freshness import build_deadline_schedules
 from cratedb_export.orchestration.lineage import source_prefix, source_specs
 from cratedb_export.orchestration.names import DEFAULT_NAMES, RESOURCE_KEY, ExportNames
 from cratedb_export.orchestration.resource import CrateDBExportResource
+from cratedb_export.orchestration.restore import build_restore_job
 from cratedb_export.orchestration.schedules import build_export_schedules
 
 __all__ = ["RESOURCE_KEY", "build_definitions", "export_definitions", "resource_from_env"]
@@ -67,6 +68,7 @@ def export_definitions(
             *build_export_schedules(export_assets, names.job),
             *build_deadline_schedules(export_assets, export_specs, names),
         ],
+        jobs=[build_restore_job(export_specs, names)],
         resources={names.resource_key: resource},
         # One step per run exports all selected tables and days in threads; a step subprocess would only
         # add a Python start-up to every run. (The same executor object in every component, so they merge.)

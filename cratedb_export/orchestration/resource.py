@@ -30,6 +30,11 @@ class CrateDBExportResource(ConfigurableResource, ConnectionSettings):
         self._connected = self.open()
 
     @property
+    def connected(self) -> Connected:
+        """The clients of this run (after setup_for_execution), for work beside exports (restores)."""
+        return self._connected
+
+    @property
     def copy_slots(self) -> int:
         return self.max_concurrent_copies
 

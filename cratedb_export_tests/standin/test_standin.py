@@ -220,6 +220,17 @@ def test_bulk_insert_reports_each_row(double: CrateDouble, table: str) -> None:
     assert "Cannot cast" in reply["results"][1]["error_message"]
 
 
+def test_delete_of_a_window_answers_the_rows_it_removed(double: CrateDouble, table: str) -> None:
+    """As CrateDB 6.4.3 answered today: rowcount = rows deleted; an unknown table is RelationUnknown."""
+    sql(double, f'CREATE TABLE "doc"."{table}" ("ts" TIMESTAMP WITH TIME ZONE, "v" INTEGER)')
+    insert = f'INSERT INTO "doc"."{table}" ("ts", "v") VALUES (?, ?)'
+    http(double, {"stmt": insert, "bulk_args": [[1704067200000, 1], [1704070800000, 2], [1704153600000, 3]]})
+    window = f'DELETE FROM "doc"."{table}" WHERE "ts" >= ? AND "ts" < ?'
+    assert sql(double, window, [1704067200000, 1704153600000]) == 2
+    assert sql(double, f'SELECT "v" FROM "doc"."{table}"') == [[3]]
+    assert "RelationUnknown[Relation 'doc.nosuch' unknown]" in refusal(double, 'DELETE FROM "doc"."nosuch"')
+
+
 def test_jobs_log_keeps_statement_text_never_args(double: CrateDouble, table: str) -> None:
     sql(double, f"CREATE TABLE {table} (secret TEXT)")
     sql(double, f"INSERT INTO {table} (secret) VALUES (?)", ["hunter2-arg"])

@@ -24,6 +24,7 @@ from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 from cratedb_export_testbed.standin import ddl, grammar, system
 from cratedb_export_testbed.standin.copy_from import copy_from
 from cratedb_export_testbed.standin.copy_to import copy_to
+from cratedb_export_testbed.standin.delete import delete
 from cratedb_export_testbed.standin.errors import (
     CrateError,
     not_in_double,
@@ -189,6 +190,8 @@ class Engine:
             count = answer
         elif isinstance(node, P.InsertContext):
             count = insert(stmt, self.catalog, self._resolve)
+        elif isinstance(node, P.DeleteContext):
+            count = delete(stmt, self.catalog, self._resolve)
         elif isinstance(node, P.CreateContext):
             count = ddl.create_table(stmt, self.catalog, self._default_shards)
         elif isinstance(node, P.DropContext):
@@ -252,6 +255,8 @@ def _classify(statement: Any) -> tuple[str, tuple[str, ...]]:
         return "SELECT", tuple(labels)
     if isinstance(statement, P.InsertContext):
         return "INSERT", ("InsertFromValues",)
+    if isinstance(statement, P.DeleteContext):
+        return "DELETE", ()
     if isinstance(statement, (P.CopyToContext, P.CopyFromContext)):
         return "COPY", ()
     if isinstance(statement, (P.CreateContext, P.DropContext, P.RefreshTableContext)):

@@ -155,9 +155,14 @@ def output_name(stmt: Statement, item: P.SelectSingleContext) -> str:
 
 def _relation(stmt: Statement, relation: Any) -> Relation:
     aliased = relation.aliasedRelation() if isinstance(relation, P.RelationDefaultContext) else None
+    return relation_of(stmt, aliased)
+
+
+def relation_of(stmt: Statement, aliased: Any) -> Relation:
+    """A plain table relation (no alias, no subquery): the only kind the double reads or deletes from."""
     primary = aliased.relationPrimary() if aliased is not None else None
     if not isinstance(primary, P.TableRelationContext) or aliased.ident() is not None:
-        raise not_in_double(f"the relation `{text_of(relation)}`")
+        raise not_in_double(f"the relation `{text_of(aliased)}`")
     return table_name(stmt, primary.table())
 
 

@@ -1,0 +1,283 @@
+"""Restoring one archived day: plan (nothing written), then load, then prove by recounting.
+
+The plan proves the archive (archive.py), reads the target table's columns and counts the day's rows
+already in it. A day is refused before anything is written when: it is not archived; its manifest lacks
+what a restore needs; the target does not exist and cannot be created exactly from the recorded types;
+the target's columns differ from the archived ones; or the target holds rows of the day and neither
+`replace` nor `append` was asked for.
+
+The load is one `COPY <target> FROM ? ... RETURN SUMMARY` with the day's files (their URIs, with the keys,
+bound as one array parameter, never in statement text), sent once: a COPY FROM is not safe to repeat. The
+day is restored only when every file was read without an error, the success counts add up to the
+manifest's rows, and after a refresh the target's count for the day's window is what it must be.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from cratedb_export.core.config import ExportSpec
+from cratedb_export.core.cratedb import CrateDB
+from cratedb_export.core.errors import ExportError, VerificationError
+from cratedb_export.core.redaction import redact
+from cratedb_export.core.restore.archive import ArchivedDay, RestoreRefused, read_archived_day
+from cratedb_export.core.statement import (
+    columns_statement,
+    copy_from_statement,
+    count_statement,
+    create_table_statement,
+    ddl_type,
+    delete_window_statement,
+    refresh_statement,
+)
+from cratedb_export.core.storage import ObjectStore
+from cratedb_export.core.target import S3Access, target_uri
+
+Mode = Literal["refuse", "replace", "append"]
+MODES: tuple[Mode, ...] = ("refuse", "replace", "append")
+
+
+def default_target(spec: ExportSpec) -> str:
+    """Where a day is restored unless told otherwise: a new table beside the source."""
+    return f"{spec.schema_name}.{spec.table_name}_restored"
+
+
+@dataclass(frozen=True)
+class DayRestorePlan:
+    """What restoring one day will do, learnt without writing anything."""
+
+    archived: ArchivedDay
+    target: ExportSpec  # the export spec with `table` set to the target table (for its statements)
+    create: bool  # the target does not exist yet and is created from the archived columns
+    rows_before: int  # the day's rows already in the target
+    mode: Mode
+
+    @property
+    def what(self) -> str:
+        return f"{self.archived.what} into {self.target.table}"
+
+
+@dataclass
+class RestoredDay:
+    """The proof of one restored day: what was loaded and what the target holds afterwards."""
+
+    table: str
+    day: date
+    target: str
+    created: bool
+    files: int
+    rows_archived: int
+    rows_before: int
+    rows_deleted: int
+    rows_loaded: int
+    rows_in_target: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def plan_day(
+    crate: CrateDB,
+    store: ObjectStore,
+    spec: ExportSpec,
+    day: date,
+    *,
+    target_table: str | None = None,
+    mode: Mode = "refuse",
+    log: Callable[[str], None] = lambda _: None,
+) -> DayRestorePlan:
+    """Everything a day's restore depends on, checked; raises RestoreRefused naming what to change."""
+    if mode not in MODES:
+        raise RestoreRefused(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    archived = read_archived_day(store, spec, day)
+    if archived.format != "json":
+        raise RestoreRefused(
+            f"{archived.what} is archived as {archived.format}; restoring {archived.format} days is not "
+            "supported yet (JSON days are)"
+        )
+    target = _target_spec(spec, target_table or default_target(spec))
+    reply = crate.execute(columns_statement(target), what=f"reading the columns of {target.table}", on_retry=log)
+    existing = {str(name): str(data_type) for name, data_type in reply.rows if "[" not in str(name)}
+    if not existing:
+        _check_creatable(archived, target.table)
+        return DayRestorePlan(archived, target, create=True, rows_before=0, mode=mode)
+    _check_columns(archived, target.table, existing)
+    rows_before = _count(crate, target, archived, log)
+    if rows_before and mode == "refuse":
+        raise RestoreRefused(
+            f"{target.table} already holds {rows_before} row(s) of {archived.day} (by {spec.timestamp_column}); "
+            "nothing was written. Restore with mode 'replace' (delete the day's rows there first) or 'append', "
+            "or into another table"
+        )
+    return DayRestorePlan(archived, target, create=False, rows_before=rows_before, mode=mode)
+
+
+def restore_day(
+    crate: CrateDB,
+    access: S3Access,
+    plan: DayRestorePlan,
+    log: Callable[[str], None] = lambda _: None,
+) -> RestoredDay:
+    """Carry out a plan; raises an ExportError (redacted) unless the day is in the target, counted."""
+    archived, target = plan.archived, plan.target
+    result = RestoredDay(
+        table=archived.spec.table,
+        day=archived.day,
+        target=target.table,
+        created=plan.create,
+        files=len(archived.files),
+        rows_archived=archived.rows,
+        rows_before=plan.rows_before,
+        rows_deleted=0,
+        rows_loaded=0,
+        rows_in_target=0,
+    )
+    started = time.perf_counter()
+    if plan.create:
+        assert archived.columns is not None  # plan_day checked
+        crate.execute(create_table_statement(target, archived.columns), what=f"creating {target.table}", on_retry=log)
+    if plan.mode == "replace" and plan.rows_before:
+        deleted = crate.execute_once(
+            delete_window_statement(target, archived.window), what=f"deleting {archived.day} from {target.table}"
+        )
+        result.rows_deleted = deleted.rowcount
+        crate.execute(refresh_statement(target), what=f"refreshing {target.table}", on_retry=log)
+        left = _count(crate, target, archived, log)
+        if left:
+            raise VerificationError(f"{plan.what}: {left} row(s) of the day are still there after deleting them")
+    kept = plan.rows_before if plan.mode == "append" else 0
+    loaded = [o for o in archived.files if o.size]  # COPY TO writes a file per shard, empty ones too
+    if loaded:
+        base = target_uri(archived.directory, access)
+        statement = copy_from_statement(
+            target,
+            [base + o.name for o in loaded],
+            gzip=any(o.name.endswith(".gz") for o in loaded),
+            protocol=access.protocol if access.endpoint else None,
+        )
+        summary = crate.execute_once(statement, what=f"COPY FROM of {plan.what}")
+        result.rows_loaded = _check_summary(plan, summary.rows)
+    crate.execute(refresh_statement(target), what=f"refreshing {target.table}", on_retry=log)
+    result.rows_in_target = _count(crate, target, archived, log)
+    result.timings["restore"] = round(time.perf_counter() - started, 3)
+    if result.rows_loaded != archived.rows or result.rows_in_target != kept + archived.rows:
+        raise VerificationError(
+            f"{plan.what}: the archive holds {archived.rows} row(s), {result.rows_loaded} were loaded and the "
+            f"target now holds {result.rows_in_target} of the day (expected {kept + archived.rows}). Re-run the "
+            "restore with mode 'replace'",
+            counts={"archived": archived.rows, "loaded": result.rows_loaded, "in_target": result.rows_in_target},
+        )
+    return result
+
+
+def _target_spec(spec: ExportSpec, table: str) -> ExportSpec:
+    """The export spec with `table` set to the target: its statements then name the target, validated."""
+    try:
+        return ExportSpec.model_validate({**spec.model_dump(), "table": table})
+    except ValidationError as error:
+        problems = "; ".join(e["msg"] for e in error.errors())
+        raise RestoreRefused(f"target table {table!r} is not usable: {problems}") from None
+
+
+def _check_summary(plan: DayRestorePlan, rows: Sequence[Sequence[Any]]) -> int:
+    """The rows loaded, from COPY FROM's summary (node, uri, success_count, error_count, errors); raise on
+    any file not read or any row refused, with CrateDB's first errors."""
+    loaded, failed, errors = 0, 0, []
+    for _node, uri, success, error_count, messages in rows:
+        if success is None or error_count is None:
+            failed += 1
+            errors += [f"{uri}: {message}" for message in (messages or {"not read": None})]
+            continue
+        loaded += int(success)
+        failed += int(error_count)
+        errors += [f"{uri}: {message} ({_lines(detail)})" for message, detail in (messages or {}).items()]
+    if failed:
+        shown = "; ".join(str(redact(e)) for e in errors[:5])
+        raise VerificationError(
+            f"{plan.what}: CrateDB refused {failed} row(s) or file(s) while {loaded} row(s) were loaded: {shown}. "
+            "Fix the target table, then re-run the restore with mode 'replace'",
+            counts={"archived": plan.archived.rows, "loaded": loaded, "refused": failed},
+        )
+    return loaded
+
+
+def _lines(detail: Any) -> str:
+    if isinstance(detail, Mapping):
+        numbers = detail.get("line_numbers") or []
+        return f"{detail.get('count')} row(s), lines {numbers[:5]}"
+    return str(detail)
+
+
+def _count(crate: CrateDB, target: ExportSpec, archived: ArchivedDay, log: Callable[[str], None]) -> int:
+    reply = crate.execute(
+        count_statement(target, archived.window), what=f"counting {archived.day} in {target.table}", on_retry=log
+    )
+    return int(reply.rows[0][0])
+
+
+def _check_creatable(archived: ArchivedDay, table: str) -> None:
+    if archived.columns is None:
+        raise RestoreRefused(
+            f"{archived.what}: {table} does not exist, and the manifest (an earlier exporter's) records no "
+            f"columns to create it from; create {table} with the source's columns, then restore into it"
+        )
+    inexact = [f"{name} ({data_type})" for name, data_type in archived.columns if ddl_type(data_type) is None]
+    if inexact:
+        raise RestoreRefused(
+            f"{archived.what}: {table} does not exist, and it cannot be created exactly: the recorded types of "
+            f"{', '.join(inexact)} lack their parameters (precision, length, dimensions). Create {table} with "
+            "the source's definition (SHOW CREATE TABLE), then restore into it"
+        )
+
+
+def _check_columns(archived: ArchivedDay, table: str, existing: Mapping[str, str]) -> None:
+    if archived.columns is None:
+        return  # an earlier exporter's manifest: the load's summary and the recount still prove the rows
+    problems = []
+    for name, data_type in archived.columns:
+        found = existing.get(name)
+        if found is None:
+            problems.append(f"{name} is missing")
+        elif found != data_type:
+            problems.append(f"{name} is {found}, archived as {data_type}")
+    if problems:
+        raise RestoreRefused(
+            f"{archived.what}: the columns of {table} do not match the archived day's: {'; '.join(problems)}; "
+            "nothing was written. Restore into a new table, or align the table's columns"
+        )
+
+
+def restore_days(
+    crate: CrateDB,
+    store: ObjectStore,
+    access: S3Access,
+    spec: ExportSpec,
+    days: Sequence[date],
+    *,
+    target_table: str | None = None,
+    mode: Mode = "refuse",
+    log: Callable[[str], None] = lambda _: None,
+) -> list[RestoredDay]:
+    """Plan every day first (so a refusal writes nothing), then restore them in order."""
+    plans, refusals = [], []
+    for day in days:
+        try:
+            plans.append(plan_day(crate, store, spec, day, target_table=target_table, mode=mode, log=log))
+        except ExportError as error:
+            refusals.append(str(error))
+    if refusals:
+        raise RestoreRefused(
+            f"{len(refusals)} of {len(days)} day(s) cannot be restored; nothing was written:\n" + "\n".join(refusals)
+        )
+    created: set[str] = set()
+    restored = []
+    for plan in plans:
+        if plan.create and plan.target.table in created:  # an earlier day of this run created it
+            plan = DayRestorePlan(plan.archived, plan.target, create=False, rows_before=0, mode=plan.mode)
+        restored.append(restore_day(crate, access, plan, log))
+        created.add(plan.target.table)
+    return restored
