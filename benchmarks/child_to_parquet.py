@@ -45,6 +45,10 @@ def main(endpoint: str, bucket: str, prefix: str, rows: int) -> None:
         counts={"copy_rowcount": rows, "source_rows": rows},
     )
     converted = time.perf_counter()
+    from cratedb_export.core.formats.parquet import CONVERSION_KEY, footer
+
+    # Which path converted the rows (native / exact), as the file itself records it.
+    found = footer(published.size, lambda start, end: store.read_range(directory, published.name, start, end)).metadata
     print(
         json.dumps(
             {
@@ -52,6 +56,7 @@ def main(endpoint: str, bucket: str, prefix: str, rows: int) -> None:
                 "setup_s": imported - started,
                 "convert_s": converted - converting,
                 "rows": published.rows,
+                "conversion": json.loads(found[CONVERSION_KEY.encode()]),
                 "parquet_bytes": published.size,
                 "staged": [[o.key, o.size] for o in staged],
                 "left": [[o.key, o.size] for o in store.list_directory(directory)],

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from report import say
+from report import check, say
 from services import ACCESS_KEY, SECRET_KEY, Services, run_child
 
 BUCKET = "bench-large"
@@ -147,6 +147,11 @@ class Conversion:
     baseline_rss_mib: float
     peak_rss_mib: float
     setup_s: float
+    conversion: dict[str, Any]  # the path that converted the rows, as the file's key-value metadata says
+
+
+MIB_PER_S_TARGET = 100  # of NDJSON converted (issue 16)
+PEAK_RSS_TARGET_MIB = 300
 
 
 def convert_in_fresh_process(services: Services, upload: Upload) -> Conversion:
@@ -165,11 +170,25 @@ def convert_in_fresh_process(services: Services, upload: Upload) -> Conversion:
         raise RuntimeError(f"the staging directory held {result['staged']}, expected only {staged}")
     if [key for key, _ in result["left"]] != [PARQUET_PREFIX + "metrics_2024-06-15.parquet"]:
         raise RuntimeError(f"the Parquet day holds {result['left']}, expected its Parquet file only")
-    return Conversion(
+    conversion = Conversion(
         rows=result["rows"],
         seconds=result["convert_s"],
         parquet_bytes=result["parquet_bytes"],
         baseline_rss_mib=result["baseline_rss_kib"] / 1024,
         peak_rss_mib=result["peak_rss_kib"] / 1024,
         setup_s=result["setup_s"],
+        conversion=result["conversion"],
     )
+    path = conversion.conversion
+    say(
+        f"  the tutorial-shaped day took the {path['path']} path ({path['native_rows']:,} rows native, "
+        f"{path['exact_rows']:,} exact)"
+    )
+    check(
+        "3. NDJSON converted to Parquet per second (the tutorial-shaped day)",
+        upload.uncompressed / (1 << 20) / conversion.seconds,
+        at_least=MIB_PER_S_TARGET,
+        unit=" MiB/s",
+    )
+    say(f"  peak RSS converting: {conversion.peak_rss_mib:.0f} MiB (target < {PEAK_RSS_TARGET_MIB} MiB)")
+    return conversion

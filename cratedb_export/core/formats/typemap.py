@@ -12,7 +12,8 @@ wrapped or dropped.
 - timestamp with time zone → timestamp[ms, tz=UTC] (an instant); without time zone → timestamp[ms] (naive)
 - `<type>_array` → list<that type>; geo_point → list<float64> [lon, lat]; float_vector → list<float32>
 - numeric, ip, bit → string, exactly as CrateDB wrote the value (numeric has no declared precision here)
-- object, geo_shape and any other type → string holding the value's JSON text: dynamic objects gain keys
+- object, geo_shape and any other type → string holding the value's JSON text, exactly as CrateDB wrote it
+  (`RawJSON`: cut out of the line, never parsed and re-written, so `1.10` stays `1.10`): dynamic objects gain keys
   from day to day, a JSON text column keeps one type, so the lake stays one dataset (a struct's type
   would change with every new key), and every reader parses JSON
 docs/parquet.md has the same table, with the reasons.
@@ -190,6 +191,14 @@ def _json_texts(values: list, data_type: str) -> list:
         if value is None:
             out.append(None)
             continue
+        if type(value) is RawJSON:  # the text exactly as CrateDB wrote it; NaN/Infinity are no JSON text
+            text = value.encode()
+            try:
+                orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                raise Unrepresentable(f"value {_show(str(value))} has no JSON text ({exc})") from None
+            out.append(text)
+            continue
         try:
             out.append(dumps(value))
         except TypeError:  # Decimals (tables with NUMERIC columns), integers beyond 64 bits
@@ -210,6 +219,11 @@ def _decimal_json(value: object) -> object:
 
 
 _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_decimal_json).encode
+
+
+class RawJSON(str):
+    """The text of a JSON value exactly as it stood in the line (for columns kept as JSON text): written as
+    it is, so no number is re-formatted or rounded (`1.10`, `1.000000000000000000001` stay as written)."""
 
 
 class NonFinite(float):
