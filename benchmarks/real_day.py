@@ -7,7 +7,8 @@ the same day twice through `ExportRun.export_day` — the whole day flow (lease,
 verification, manifest, marker) — once with `format: json`, once with `format: parquet`, against a SeaweedFS
 started here. With `--peer-python` (the interpreter of a virtualenv with dlt and sqlalchemy-cratedb, which
 `make bench-real` creates) the same day is also exported by dlt, a peer that pulls the rows through its own
-process (child_dlt_day.py), into the same SeaweedFS as Parquet. CrateDB must reach 127.0.0.1 (host
+process (child_dlt_day.py), into the same SeaweedFS as Parquet. The JSON day is then restored into a new
+table through the restore (core/restore), against its export. CrateDB must reach 127.0.0.1 (host
 networking). Prints the figures; asserts nothing.
 """
 
@@ -32,6 +33,7 @@ from cratedb_export.core.config import parse_export_specs
 from cratedb_export.core.connection import ConnectionSettings
 from cratedb_export.core.export import ExportRun
 from cratedb_export.core.lease import Holder
+from cratedb_export.core.restore.day import restore_days
 
 DAY = date(2024, 6, 15)
 DAY_START_MS = 1718409600000
@@ -91,6 +93,7 @@ def main() -> int:
                 s3_protocol="http",
             ).open()
             figures = {}
+            specs = []
             for fmt in ("json", "parquet"):
                 (spec,) = parse_export_specs(
                     [
@@ -105,6 +108,7 @@ def main() -> int:
                         }
                     ]
                 )
+                specs.append(spec)
                 run = ExportRun.start([spec], connected=connected, holder=Holder(f"bench-{fmt}", lambda _: False))
                 started = time.perf_counter()
                 result = run.export_day(spec, DAY)
@@ -116,6 +120,21 @@ def main() -> int:
                     f"{len(result.files)} file(s), {result.total_bytes / (1 << 20):.1f} MiB"
                 )
             (json_s, json_day), (parquet_s, parquet_day) = figures["json"], figures["parquet"]
+            (json_spec,) = [s for s in specs if s.format == "json"]
+            started = time.perf_counter()
+            (restored,) = restore_days(
+                connected.crate,
+                connected.store,
+                connected.access,
+                json_spec,
+                [DAY],
+                target_table=f"doc.{name}_restored",
+            )
+            restore_s = time.perf_counter() - started
+            say(
+                f"restore of the JSON day into doc.{name}_restored (planned, COPY FROM ... RETURN SUMMARY, recounted): "
+                f"{restored.rows_loaded:,} rows in {restore_s:.1f} s, {restore_s / json_s:.2f}x the day's export"
+            )
             say(
                 f"a Parquet day against a JSON day: {parquet_s / json_s:.2f}x the time "
                 f"({parquet_s - json_s:+.1f} s), {parquet_day.total_bytes / json_day.total_bytes:.2f}x the bytes"
@@ -137,6 +156,7 @@ def main() -> int:
                 )
     finally:
         crate.sql(f'DROP TABLE IF EXISTS "doc"."{name}"')
+        crate.sql(f'DROP TABLE IF EXISTS "doc"."{name}_restored"')
     return 0
 
 
