@@ -164,9 +164,10 @@ def test_dg_launch_restores_a_day_from_the_command_line(tmp_path, exported, crat
     assert record.asset_key == AssetKey(["cratedb_export", "doc", table.name])
 
 
-def test_a_day_of_every_type_round_trips(export_env, crate, bucket, instance):
+@pytest.mark.parametrize("format", ["json", "parquet"])
+def test_a_day_of_every_type_round_trips(export_env, crate, bucket, instance, s3, format):
     """Numbers, text, booleans, timestamps with and without time zone, objects (nested) and arrays, NULLs
-    included: what comes back equals the source, column by column."""
+    included, archived as JSON or as Parquet: what comes back equals the source, column by column."""
     name = f"types_{uuid.uuid4().hex[:10]}"
     crate.sql(
         f'CREATE TABLE "doc"."{name}" ("id" BIGINT, "i" INTEGER, "t" TEXT, "d" DOUBLE PRECISION, "r" REAL, '
@@ -185,7 +186,14 @@ def test_a_day_of_every_type_round_trips(export_env, crate, bucket, instance):
         bulk_args=rows,
     )
     crate.sql(f'REFRESH TABLE "doc"."{name}"')
-    spec = {"table": f"doc.{name}", "timestamp_column": "ts", "target": f"{bucket}/{name}", "start_date": "2024-01-01"}
+    spec = {
+        "table": f"doc.{name}",
+        "timestamp_column": "ts",
+        "target": f"{bucket}/{name}",
+        "start_date": "2024-01-01",
+        "format": format,
+        "compression": "gzip",
+    }
     assert run_export([spec], instance, partition=DAYS[0].isoformat()).success
     assert _restore(spec, instance, first_day=DAYS[0].isoformat()).success
 
@@ -194,3 +202,5 @@ def test_a_day_of_every_type_round_trips(export_env, crate, bucket, instance):
     crate.sql(f'REFRESH TABLE "doc"."{name}_restored"')
     assert crate.sql(f'SELECT {columns} FROM "doc"."{name}_restored" ORDER BY "id"') == source
     assert len(source) == 3
+    # A Parquet day was loaded from NDJSON staged below the day's directory: nothing of it is left.
+    assert not [k for k in list_keys(s3.client(), bucket, name) if "/_restore/" in k]

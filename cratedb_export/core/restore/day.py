@@ -27,6 +27,7 @@ from cratedb_export.core.cratedb import CrateDB
 from cratedb_export.core.errors import ExportError, VerificationError
 from cratedb_export.core.redaction import redact
 from cratedb_export.core.restore.archive import ArchivedDay, RestoreRefused, read_archived_day
+from cratedb_export.core.restore.parquet import staged_as_ndjson
 from cratedb_export.core.statement import (
     columns_statement,
     copy_from_statement,
@@ -36,8 +37,8 @@ from cratedb_export.core.statement import (
     delete_window_statement,
     refresh_statement,
 )
-from cratedb_export.core.storage import ObjectStore
-from cratedb_export.core.target import S3Access, target_uri
+from cratedb_export.core.storage import ObjectStore, StoredObject
+from cratedb_export.core.target import DayDirectory, S3Access, target_uri
 
 Mode = Literal["refuse", "replace", "append"]
 MODES: tuple[Mode, ...] = ("refuse", "replace", "append")
@@ -94,11 +95,8 @@ def plan_day(
     if mode not in MODES:
         raise RestoreRefused(f"mode {mode!r} is not one of {', '.join(MODES)}")
     archived = read_archived_day(store, spec, day)
-    if archived.format != "json":
-        raise RestoreRefused(
-            f"{archived.what} is archived as {archived.format}; restoring {archived.format} days is not "
-            "supported yet (JSON days are)"
-        )
+    if archived.format not in ("json", "parquet"):
+        raise RestoreRefused(f"{archived.what} is archived as {archived.format!r}, which this exporter cannot read")
     target = _target_spec(spec, target_table or default_target(spec))
     reply = crate.execute(columns_statement(target), what=f"reading the columns of {target.table}", on_retry=log)
     existing = {str(name): str(data_type) for name, data_type in reply.rows if "[" not in str(name)}
@@ -118,6 +116,7 @@ def plan_day(
 
 def restore_day(
     crate: CrateDB,
+    store: ObjectStore,
     access: S3Access,
     plan: DayRestorePlan,
     log: Callable[[str], None] = lambda _: None,
@@ -150,17 +149,11 @@ def restore_day(
         if left:
             raise VerificationError(f"{plan.what}: {left} row(s) of the day are still there after deleting them")
     kept = plan.rows_before if plan.mode == "append" else 0
-    loaded = [o for o in archived.files if o.size]  # COPY TO writes a file per shard, empty ones too
-    if loaded:
-        base = target_uri(archived.directory, access)
-        statement = copy_from_statement(
-            target,
-            [base + o.name for o in loaded],
-            gzip=any(o.name.endswith(".gz") for o in loaded),
-            protocol=access.protocol if access.endpoint else None,
-        )
-        summary = crate.execute_once(statement, what=f"COPY FROM of {plan.what}")
-        result.rows_loaded = _check_summary(plan, summary.rows)
+    if archived.format == "parquet":
+        with staged_as_ndjson(store, archived) as (staging, staged):
+            result.rows_loaded = _load(crate, access, plan, staging, staged)
+    else:
+        result.rows_loaded = _load(crate, access, plan, archived.directory, archived.files)
     crate.execute(refresh_statement(target), what=f"refreshing {target.table}", on_retry=log)
     result.rows_in_target = _count(crate, target, archived, log)
     result.timings["restore"] = round(time.perf_counter() - started, 3)
@@ -172,6 +165,24 @@ def restore_day(
             counts={"archived": archived.rows, "loaded": result.rows_loaded, "in_target": result.rows_in_target},
         )
     return result
+
+
+def _load(
+    crate: CrateDB, access: S3Access, plan: DayRestorePlan, directory: DayDirectory, files: Sequence[StoredObject]
+) -> int:
+    """One COPY FROM of the day's non-empty files (COPY TO writes one per shard, empty ones too)."""
+    loaded = [o for o in files if o.size]
+    if not loaded:
+        return 0
+    base = target_uri(directory, access)
+    statement = copy_from_statement(
+        plan.target,
+        [base + o.key[len(directory.prefix) :] for o in loaded],
+        gzip=any(o.name.endswith(".gz") for o in loaded),
+        protocol=access.protocol if access.endpoint else None,
+    )
+    summary = crate.execute_once(statement, what=f"COPY FROM of {plan.what}")
+    return _check_summary(plan, summary.rows)
 
 
 def _target_spec(spec: ExportSpec, table: str) -> ExportSpec:
@@ -278,6 +289,6 @@ def restore_days(
     for plan in plans:
         if plan.create and plan.target.table in created:  # an earlier day of this run created it
             plan = DayRestorePlan(plan.archived, plan.target, create=False, rows_before=0, mode=plan.mode)
-        restored.append(restore_day(crate, access, plan, log))
+        restored.append(restore_day(crate, store, access, plan, log))
         created.add(plan.target.table)
     return restored
