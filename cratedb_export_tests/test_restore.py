@@ -204,3 +204,20 @@ def test_a_day_of_every_type_round_trips(export_env, crate, bucket, instance, s3
     assert len(source) == 3
     # A Parquet day was loaded from NDJSON staged below the day's directory: nothing of it is left.
     assert not [k for k in list_keys(s3.client(), bucket, name) if "/_restore/" in k]
+
+
+def test_restoring_into_the_source_itself_is_refused_unless_asked_and_replace_gives_the_day_back(
+    exported, crate, instance
+):
+    """The source is a partitioned table (by quarter, a generated column): the day's rows are deleted by
+    window and loaded again, the partition value computed again by CrateDB."""
+    table, spec = exported
+    source = f'"doc"."{table.name}"'
+    before = _rows(crate, source)
+    refused = _restore(spec, instance, first_day=DAYS[1].isoformat(), target_table=spec["table"])
+    assert not refused.success and f"{spec['table']} already holds 4 row(s)" in failure_message(refused)
+    replaced = _restore(spec, instance, first_day=DAYS[1].isoformat(), target_table=spec["table"], mode="replace")
+    assert replaced.success, failure_message(replaced)
+    assert _rows(crate, source) == before
+    (observation, *_) = instance.fetch_observations(AssetKey(["cratedb_export", "doc", table.name]), limit=1).records
+    assert observation.asset_observation.metadata["rows_deleted_first"].value == 4
