@@ -110,7 +110,7 @@ def test_valid_sql_passes_the_grammar(double: CrateDouble, table: str) -> None:
     # Valid SQL the double does not model is refused as unsupported (4004), never as a syntax error.
     for stmt in (
         f"UPDATE {table} SET name = 'x'",
-        f"DELETE FROM {table}",
+        f"ALTER TABLE {table} ADD COLUMN extra TEXT",
         f"SELECT name FROM {table} WHERE a = 1 OR b = 2",
     ):
         status, _, reply = http(double, {"stmt": stmt})
@@ -229,6 +229,27 @@ def test_delete_of_a_window_answers_the_rows_it_removed(double: CrateDouble, tab
     assert sql(double, window, [1704067200000, 1704153600000]) == 2
     assert sql(double, f'SELECT "v" FROM "doc"."{table}"') == [[3]]
     assert "RelationUnknown[Relation 'doc.nosuch' unknown]" in refusal(double, 'DELETE FROM "doc"."nosuch"')
+
+
+def test_delete_from_a_partitioned_table_counts_rows_unless_it_drops_partitions(
+    double: CrateDouble, table: str
+) -> None:
+    """As CrateDB 6.4.3 answered today: a window on the timestamp answers the rows removed, even when it
+    empties a whole partition; conditions on the partition column only drop partitions and answer -1."""
+    sql(
+        double,
+        f'CREATE TABLE "doc"."{table}" ("ts" TIMESTAMP WITH TIME ZONE, "v" INTEGER, "month" TIMESTAMP WITH TIME ZONE '
+        'GENERATED ALWAYS AS date_trunc(\'quarter\', "ts")) PARTITIONED BY ("month")',
+    )
+    insert = f'INSERT INTO "doc"."{table}" ("ts", "v") VALUES (?, ?)'
+    rows = [[1704067200000, 1], [1704070800000, 2], [1704153600000, 3], [1719792000000, 4]]
+    http(double, {"stmt": insert, "bulk_args": rows})
+    window = f'DELETE FROM "doc"."{table}" WHERE "ts" >= ? AND "ts" < ?'
+    assert sql(double, window, [1704067200000, 1704153600000]) == 2
+    assert sql(double, window, [1719705600000, 1727740800000]) == 1  # the whole of Q3, still a count
+    assert sql(double, f'SELECT "v" FROM "doc"."{table}" ORDER BY "v"') == [[3]]
+    assert sql(double, f'DELETE FROM "doc"."{table}" WHERE "month" = ?', [1704067200000]) == -1
+    assert sql(double, f'SELECT count(*) FROM "doc"."{table}"') == [[0]]
 
 
 def test_jobs_log_keeps_statement_text_never_args(double: CrateDouble, table: str) -> None:

@@ -23,10 +23,15 @@ What it covers:
 * CREATE TABLE [IF NOT EXISTS] with BIGINT, INTEGER, TEXT, DOUBLE/REAL, BOOLEAN, TIMESTAMP WITH/WITHOUT
   TIME ZONE, OBJECT[(DYNAMIC)], ARRAY(...), generated ``date_trunc('<unit>', "ts")`` columns,
   ``CLUSTERED INTO n SHARDS``, ``PARTITIONED BY (col)``, ``WITH (column_policy, number_of_replicas,
-  refresh_interval)``; DROP TABLE [IF EXISTS]; REFRESH TABLE (no-op).
-* INSERT ... VALUES with literals or parameters, bulk inserts. Tables are ``strict`` by default, as
-  in CrateDB: an unknown column is ``ColumnUnknownException`` (4043) unless the table was created
-  ``WITH (column_policy = 'dynamic')``; keys of OBJECT(DYNAMIC) columns are learnt on insert.
+  refresh_interval)``, ``PRIMARY KEY`` (column constraints and ``PRIMARY KEY (a, b)``, with CrateDB's
+  refusals of object and array key columns and of a partition column outside the key); DROP TABLE
+  [IF EXISTS]; REFRESH TABLE (no-op).
+* INSERT ... VALUES with literals or parameters, bulk inserts. Primary keys as 6.4.3 enforces them
+  (``DuplicateKeyException`` 4091, ``A primary key value must not be NULL``, a key column missing
+  from the statement), in INSERTs, bulk inserts and COPY FROM (with ``overwrite_duplicates``).
+  Tables are ``strict`` by default, as in CrateDB: an unknown column is ``ColumnUnknownException``
+  (4043) unless the table was created ``WITH (column_policy = 'dynamic')``; keys of OBJECT(DYNAMIC)
+  columns are learnt on insert.
 * SELECT of columns or ``count(*)`` from one table with an AND of comparisons and ``[NOT] LIKE`` /
   ``ILIKE`` (CrateDB's ``%``, ``_``, ``\\`` and ``ESCAPE``) in WHERE, ORDER BY and LIMIT.
 * System tables with CrateDB 6.4.3's columns: ``sys.jobs`` (id, node {id, name}, session_id, started,
@@ -39,9 +44,10 @@ What it covers:
   double does not model, and the other ``sys`` tables, are refused as unsupported.
 * ``information_schema.columns`` of user tables (table_catalog, table_schema, table_name, column_name,
   ordinal_position, data_type, is_generated, is_nullable, column_default, datetime_precision,
-  udt_catalog, udt_name, is_identity): CrateDB's type names (``timestamp with time zone``,
-  ``double precision``, ``text_array``, ...), object keys as ``tags['host']`` numbered after the
-  table's columns in the order they were learnt; queries must name a user schema.
+  udt_catalog, udt_name, is_identity; is_nullable is NO for primary key columns): CrateDB's type
+  names (``timestamp with time zone``, ``double precision``, ``text_array``, ...), object keys as
+  ``tags['host']`` numbered after the table's columns in the order they were learnt; queries must
+  name a user schema.
 * TIMESTAMP WITHOUT TIME ZONE: wall-clock values (an offset in a string is dropped) compared as if
   UTC, so epoch-ms arguments compare with the wall clock as numbers.
 * CrateDB's messages for unknown relations and schemas, with its "Maybe you meant" candidates.
@@ -61,7 +67,8 @@ What it covers:
   logged, and (as CrateDB <= 6.2) an abandoned multipart upload behind a successful COPY.
 
 What it does not cover (refused loudly): UPDATE/DELETE, joins, OR/NOT, casts and arithmetic in
-expressions, primary keys and other constraints, ``file://`` targets, writing to AWS itself (a URI
+expressions, other constraints than primary keys, ``_id`` and the other system columns, named
+constraints, ``ON CONFLICT``, ``file://`` targets, writing to AWS itself (a URI
 without ``host:port``), other ``sys`` and ``information_schema`` tables and unmodelled columns of the
 modelled ones, privileges, replicas, CrateDB 6.3+'s message for an unreachable S3 endpoint, queries
 short of parameter values (CrateDB's message quotes its plan), comparing numbers with booleans.

@@ -24,10 +24,23 @@ COPY TO objects are written. What was observed on CrateDB 6.4.3 and is modelled 
 * A missing object, a wrong key or bucket: ``OpenDALException`` (5000) with OpenDAL's read or list
   error text.
 
+* Into a table with a primary key: a line whose key is taken (by a row already there or an earlier
+  line) is ``A document with the same primary key exists already``; with ``overwrite_duplicates =
+  true`` it replaces that row and counts as a success (the last line wins). A key value that is
+  NULL, missing or an object is ``A primary key value must not be NULL``. Key values are converted
+  before the row's casts, with other messages than those: for a BIGINT / INTEGER key a number is
+  truncated (1.5 is 1, where a column outside the key refuses it), a string is read as a Java
+  ``Long.parseLong`` reads it (``For input string: "1.5"``), ``true`` and arrays of numbers are
+  ``Can't cast 'true' to bigint`` / ``Can't cast '[1]' to bigint`` (BIGINT only). CrateDB reports the
+  duplicates per shard, so their ``line_numbers`` need not be in line order there (they are here).
+  ``overwrite_duplicates`` other than true / false is ``Failed to parse value [yes] as only [true]
+  or [false] are allowed.``
+
 Refused as not modelled: PARTITION clauses, column lists, WITH options other than ``compression``,
-``protocol``, ``overwrite_duplicates`` (a no-op: the double has no primary keys) and
-``wait_for_completion = true``; (CrateDB ignores unknown options, the double refuses them);
-``file://`` and anonymous or AWS URIs, ``?`` globs, S3 failures as CrateDB before 6.3 reports them.
+``protocol``, ``overwrite_duplicates`` and ``wait_for_completion = true``; (CrateDB ignores unknown
+options, the double refuses them); ``file://`` and anonymous or AWS URIs, ``?`` globs, S3 failures as
+CrateDB before 6.3 reports them; key values other than those above, and keys with columns of other
+types than BIGINT, INTEGER and TEXT.
 """
 
 from __future__ import annotations
@@ -57,6 +70,8 @@ PARSE_FAILED = "Failed to parse content to map"
 NOT_GZIP = "Not in GZIP format"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _OPTIONS = ("compression", "protocol", "overwrite_duplicates", "wait_for_completion")
+_KEY_KINDS = ("bigint", "integer", "text")  # primary key column types whose COPY FROM was observed
+_JAVA_LONG = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass
@@ -96,7 +111,10 @@ def copy_from(
     if node.ident():
         raise not_in_double("COPY FROM with a column list")
     summary = node.SUMMARY() is not None
-    gzip_option, protocol = _options(stmt, table, node.withProperties(), summary)
+    gzip_option, protocol, overwrite = _options(stmt, table, node.withProperties(), summary)
+    for name in table.primary_key:
+        if table.columns[name].type.kind not in _KEY_KINDS:
+            raise not_in_double(f"COPY FROM into a table with a {table.columns[name].type.sql_name} primary key column")
     uris = _uris(stmt.constant(node.expr()))
     rows: dict[str, Summary] = {}
     for uri in uris:
@@ -106,7 +124,7 @@ def copy_from(
                 entry.success = entry.error_count = None
                 entry.fail(data, None)
             else:
-                _load(table, catalog, data, entry)
+                _load(table, catalog, data, entry, overwrite)
     counted = [row for row in rows.values() if row.counted]
     if not summary:
         return sum(row.success or 0 for row in counted)
@@ -118,7 +136,7 @@ def copy_from(
     return list(SUMMARY_COLUMNS), list(SUMMARY_TYPES), result, len(result)
 
 
-def _options(stmt: Statement, table: Table, with_node: Any, summary: bool) -> tuple[bool, str]:
+def _options(stmt: Statement, table: Table, with_node: Any, summary: bool) -> tuple[bool, str, bool]:
     values: dict[str, str] = {}
     for key, value_node in generic_properties(with_node):
         expr = stmt.expr(value_node)
@@ -129,8 +147,9 @@ def _options(stmt: Statement, table: Table, with_node: Any, summary: bool) -> tu
             raise not_in_double(f"the COPY FROM option {key}")
         values[key] = _setting_string(stmt.value(expr))
     compression = _allowed(values.get("compression"), ("gzip",))
-    if values.get("overwrite_duplicates", "false") not in ("true", "false"):
-        raise not_in_double(f"overwrite_duplicates = {values['overwrite_duplicates']!r}")
+    overwrite = values.get("overwrite_duplicates", "false")
+    if overwrite not in ("true", "false"):
+        raise sql_parse(f"Failed to parse value [{overwrite}] as only [true] or [false] are allowed.")
     wait = values.get("wait_for_completion", "true")
     if wait == "false" and summary:
         raise unsupported(
@@ -143,7 +162,7 @@ def _options(stmt: Statement, table: Table, with_node: Any, summary: bool) -> tu
         # CrateDB 6.4.3 answered OpenDALException[ConfigInvalid ... region is missing ...] for the default https.
         raise not_in_double("COPY FROM without protocol = 'http' (https, AWS regions)")
     _check_protocol(values["protocol"])
-    return compression == "gzip", values["protocol"]
+    return compression == "gzip", values["protocol"], overwrite == "true"
 
 
 def _uris(value: Any) -> list[str]:
@@ -281,7 +300,7 @@ def _list_refused(
     return CrateError("OpenDALException", text, 5000)
 
 
-def _load(table: Table, catalog: Catalog, data: bytes, entry: Summary) -> None:
+def _load(table: Table, catalog: Catalog, data: bytes, entry: Summary, overwrite: bool) -> None:
     """Insert the object's lines, counting successes and errors per message."""
     text = data.decode("utf-8", errors="replace")
     lines = _LINE_BREAK.split(text)
@@ -292,12 +311,12 @@ def _load(table: Table, catalog: Catalog, data: bytes, entry: Summary) -> None:
                 continue
             try:
                 doc = _row(table, known, line)
+                table.store(catalog.next_row_id(), doc, overwrite)  # DuplicateKeyException for a taken key
             except CrateError as error:
                 if error.code == 4004:
                     raise
                 entry.fail(error.text, number)
                 continue
-            table.store(catalog.next_row_id(), doc)
             entry.success = (entry.success or 0) + 1
 
 
@@ -312,6 +331,9 @@ def _row(table: Table, known: set[str], line: str) -> dict[str, Any]:
             raise sql_parse(PARSE_FAILED) from None
     if not isinstance(value, dict):
         value = {}
+    for name in table.primary_key:
+        if table.columns[name].generated is None:  # a generated key column is computed, then checked
+            value = {**value, name: _key_value(table, name, value.get(name))}
     values: dict[str, Any] = {}
     for name, item in value.items():
         column: Column | None = table.columns.get(name)
@@ -328,3 +350,26 @@ def _row(table: Table, known: set[str], line: str) -> dict[str, Any]:
             item = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
         values[name] = item
     return table.prepare(values, set(values))
+
+
+def _key_value(table: Table, name: str, value: Any) -> Any:
+    """A primary key value of a line, converted before the row's casts as CrateDB 6.4.3 did it."""
+    if value is None or isinstance(value, dict):
+        raise sql_parse("A primary key value must not be NULL")
+    kind = table.columns[name].type.kind
+    if kind == "text":
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, str):
+        if not _JAVA_LONG.fullmatch(value):
+            raise sql_parse(f'For input string: "{value}"')
+        return value
+    elif isinstance(value, float):
+        return int(value)  # truncated, as Java's (long) cast
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif kind == "bigint" and isinstance(value, bool):
+        raise sql_parse(f"Can't cast '{'true' if value else 'false'}' to bigint")
+    elif kind == "bigint" and isinstance(value, list) and value and all(type(v) is int for v in value):
+        raise sql_parse(f"Can't cast '[{', '.join(str(v) for v in value)}]' to bigint")
+    raise not_in_double(f"the COPY FROM message for the {kind} primary key value {json.dumps(value)}")

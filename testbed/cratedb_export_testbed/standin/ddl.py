@@ -7,7 +7,13 @@ from typing import Any
 from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 
 from cratedb_export_testbed.standin import coltypes
-from cratedb_export_testbed.standin.errors import column_unknown, not_in_double, operation_not_allowed, sql_parse
+from cratedb_export_testbed.standin.errors import (
+    column_unknown,
+    not_in_double,
+    operation_not_allowed,
+    sql_parse,
+    unsupported,
+)
 from cratedb_export_testbed.standin.sqltree import Col, Func, Lit, generic_properties, ident, text_of, words
 from cratedb_export_testbed.standin.statement import Relation, Statement
 from cratedb_export_testbed.standin.tables import Catalog, Column, Table
@@ -29,8 +35,8 @@ def create_table(stmt: Statement, catalog: Catalog, default_shards: int) -> int:
     schema, name, _ = table_name(stmt, create.table())
     if schema in READ_ONLY_SCHEMAS:
         raise sql_parse(f"Cannot create relation in read-only schema: {schema}")
-    columns = _columns(stmt, create.tableElement())
-    table = Table(schema, name, columns, default_shards)
+    columns, primary_key = _columns(stmt, create.tableElement())
+    table = Table(schema, name, columns, default_shards, primary_key=primary_key)
     _layout(stmt, create.partitionedByOrClusteredInto(), table)
     for key, value_node in generic_properties(create.withProperties()):
         value = stmt.constant(value_node)
@@ -41,16 +47,33 @@ def create_table(stmt: Statement, catalog: Catalog, default_shards: int) -> int:
     return 1 if catalog.create(table, if_not_exists=create.EXISTS() is not None) else 0
 
 
-def _columns(stmt: Statement, elements: list[Any]) -> dict[str, Column]:
+def _columns(stmt: Statement, elements: list[Any]) -> tuple[dict[str, Column], tuple[str, ...]]:
+    """The columns and the primary key's columns (in column order)."""
     columns: dict[str, Column] = {}
+    key: list[str] = []  # as declared: column constraints and PRIMARY KEY (...) elements in order
     for element in elements:
+        if isinstance(element, P.PrimaryKeyConstraintTableLevelContext):
+            _unnamed(element.primaryKeyContraint())
+            for expr in element.columns().primaryExpression():
+                column = stmt.expr(expr)
+                if not isinstance(column, Col) or len(column.path) != 1:
+                    raise not_in_double(f"the primary key column `{text_of(expr)}`; only top-level columns")
+                key.append(column.path[0])
+            continue
         if not isinstance(element, P.ColumnDefinitionDefaultContext):
             raise not_in_double(f"the table element `{text_of(element)}`")
         definition = element.columnDefinition()
         name = ident(definition.ident())
         if name in columns:
             raise sql_parse(f'column "{name}" specified more than once')
-        generated = _generated(stmt, definition.columnConstraint())
+        constraints = []
+        for constraint in definition.columnConstraint():
+            if isinstance(constraint, P.ColumnConstraintPrimaryKeyContext):
+                _unnamed(constraint.primaryKeyContraint())
+                key.append(name)
+            else:
+                constraints.append(constraint)
+        generated = _generated(stmt, constraints)
         type_node = definition.dataType()
         column_type = coltypes.parse_type(words(type_node)) if type_node else coltypes.TIMESTAMPTZ
         columns[name] = Column(name, column_type, generated)
@@ -59,7 +82,28 @@ def _columns(stmt: Statement, elements: list[Any]) -> dict[str, Column]:
             source = columns.get(column.generated[1])
             if source is None or not source.type.is_timestamp or not column.type.is_timestamp:
                 raise not_in_double(f"the generated column {column.name}: only date_trunc of a timestamp column")
-    return columns
+    return columns, _primary_key(columns, key)
+
+
+def _unnamed(node: P.PrimaryKeyContraintContext) -> None:
+    if node.CONSTRAINT() is not None:
+        raise not_in_double("a named PRIMARY KEY constraint (CONSTRAINT name PRIMARY KEY)")
+
+
+def _primary_key(columns: dict[str, Column], key: list[str]) -> tuple[str, ...]:
+    """The key's columns checked as CrateDB 6.4.3 checked them: unknown columns, a column named twice
+    (also once as a column constraint and once in PRIMARY KEY (...)), object and array columns."""
+    for number, name in enumerate(key):
+        if name not in columns:
+            raise column_unknown(name)
+        if name in key[:number]:
+            raise sql_parse(f"Columns `{name}` appears twice in primary key constraint")
+        column_type = columns[name].type
+        if column_type.kind == "object":
+            raise unsupported('Cannot use columns of type "object" as primary key')
+        if column_type.kind == "array":
+            raise unsupported(f'Cannot use column "{name}" with type "{column_type.sql_name}" as primary key')
+    return tuple(name for name in columns if name in key)
 
 
 def _generated(stmt: Statement, constraints: list[Any]) -> tuple[str, str] | None:
@@ -104,6 +148,10 @@ def _layout(stmt: Statement, node: P.PartitionedByOrClusteredIntoContext, table:
         column_type = table.columns[column].type
         if column_type.kind in ("object", "array"):
             raise sql_parse(f"Cannot use column {column} of type {column_type.sql_name} in PARTITIONED BY clause")
+        if table.primary_key and column not in table.primary_key:
+            raise sql_parse(
+                f"Cannot use non primary key column '{column}' in PARTITIONED BY clause if primary key is set on table"
+            )
         table.partitioned_by = column
 
 

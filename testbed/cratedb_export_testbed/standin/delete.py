@@ -1,8 +1,9 @@
-"""DELETE FROM t [WHERE ...], as CrateDB 6.4.3 answered it: the number of rows deleted.
+"""DELETE FROM t [WHERE ...], as CrateDB 6.4.3 answered it.
 
-Observed: `DELETE FROM "doc"."t" WHERE "ts" >= ? AND "ts" < ?` answers `rowcount` = the rows it removed;
-an unknown table is RelationUnknown (4041). A DELETE that drops whole partitions of a partitioned table
-answers -1 in CrateDB; partitioned tables are not modelled here and are refused.
+Observed: `DELETE FROM "doc"."t" WHERE "ts" >= ? AND "ts" < ?` answers `rowcount` = the rows it removed,
+on a partitioned table too (even when the window empties a whole partition); a DELETE whose conditions
+are all on the partition column drops the matching partitions and answers -1; an unknown table is
+RelationUnknown (4041).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from collections.abc import Callable
 
 from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 
-from cratedb_export_testbed.standin.errors import not_in_double
 from cratedb_export_testbed.standin.predicates import Binder, matches
 from cratedb_export_testbed.standin.select import relation_of
+from cratedb_export_testbed.standin.sqltree import Cmp, Col, Expr, conjuncts
 from cratedb_export_testbed.standin.statement import Relation, Statement
 from cratedb_export_testbed.standin.tables import Catalog, Table
 
@@ -21,11 +22,25 @@ from cratedb_export_testbed.standin.tables import Catalog, Table
 def delete(stmt: Statement, catalog: Catalog, resolve: Callable[[Relation, str], Table]) -> int:
     node: P.DeleteContext = stmt.node
     table = resolve(relation_of(stmt, node.aliasedRelation()), "DELETE")
-    if table.partitioned_by is not None:
-        raise not_in_double("DELETE from a partitioned table (CrateDB may drop whole partitions and answer -1)")
     where = Binder(table, stmt.value).where(stmt.expr(node.where().booleanExpression())) if node.where() else None
     with catalog.lock:
         kept = [row for row in table.rows if not matches(where, row.doc)]
         deleted = len(table.rows) - len(kept)
         table.rows[:] = kept
+        table.reindex()
+        if _on_partitions_only(table, where):
+            for ident in [i for i in table.partitions if not any(r.partition == i for r in kept)]:
+                del table.partitions[ident]
+            return -1
     return deleted
+
+
+def _on_partitions_only(table: Table, where: Expr | None) -> bool:
+    """Every condition compares the partition column: CrateDB then drops partitions, not rows."""
+    if table.partitioned_by is None or where is None:
+        return False
+    column = (table.partitioned_by,)
+    return all(
+        isinstance(part, Cmp) and column in [side.path for side in (part.left, part.right) if isinstance(side, Col)]
+        for part in conjuncts(where)
+    )

@@ -35,7 +35,7 @@ from cratedb_export_testbed.standin.errors import (
     unsupported,
 )
 from cratedb_export_testbed.standin.faults import Faults
-from cratedb_export_testbed.standin.insert import insert
+from cratedb_export_testbed.standin.insert import bulk_insert, insert
 from cratedb_export_testbed.standin.s3 import S3Writer
 from cratedb_export_testbed.standin.select import select
 from cratedb_export_testbed.standin.sqltree import text_of
@@ -152,6 +152,10 @@ class Engine:
             if isinstance(parsed.statement, P.DefaultContext):
                 raise unsupported("Bulk operations for statements that return result sets is not supported")
             raise not_in_double("bulk_args for statements other than INSERT")
+        statements = [Statement(parsed, list(row_args), schema) for row_args in bulk_args]
+        keyed = bulk_insert(statements, self.catalog, self._resolve)  # None: a table without a primary key
+        if keyed is not None:
+            return {"cols": [], "results": keyed}
         results: list[dict[str, Any]] = []
         for row_args in bulk_args:
             try:

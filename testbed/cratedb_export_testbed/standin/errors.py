@@ -136,6 +136,11 @@ def relation_exists(fqn: str) -> CrateError:
     return CrateError("RelationAlreadyExists", f"Relation '{fqn}' already exists.", 4093)
 
 
+def duplicate_key() -> CrateError:
+    """A row whose primary key is taken, as CrateDB 6.4.3 answered it (HTTP 409)."""
+    return CrateError("DuplicateKeyException", "A document with the same primary key exists already", 4091)
+
+
 def operation_not_allowed(fqn: str, operation: str) -> CrateError:
     return CrateError(
         "OperationOnInaccessibleRelationException",

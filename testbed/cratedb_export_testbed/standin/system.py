@@ -175,7 +175,8 @@ def information_schema_columns(tables: list[Table]) -> Table:
                     "ordinal_position": position,
                     "data_type": column_type.sql_name,
                     "is_generated": "ALWAYS" if generated else "NEVER",
-                    "is_nullable": "YES",  # no primary keys or NOT NULL constraints in the double
+                    # primary key columns are NOT NULL (as CrateDB 6.4.3 lists them); no other NOT NULL in the double
+                    "is_nullable": "NO" if len(path) == 1 and path[0] in table.primary_key else "YES",
                     "column_default": None,
                     "datetime_precision": 3 if column_type.is_timestamp else None,
                     "udt_catalog": DB_NAME,

@@ -3,7 +3,9 @@
 Rows carry an id (CrateDB's ``_id``) and are routed to a shard by a stable hash of it, so the
 same inserts always land on the same shards. A partitioned table keeps one set of shards per
 partition value, as CrateDB keeps one index per partition; a partition exists once a row has
-been inserted into it.
+been inserted into it. A table with a primary key keeps its rows unique by their key values
+(``DuplicateKeyException`` otherwise); their id is still a generated one, not CrateDB's ``_id``
+made of the key's values, which the double does not model.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from cratedb_export_testbed.standin import coltypes
 from cratedb_export_testbed.standin.coltypes import ColumnType
 from cratedb_export_testbed.standin.errors import (
     column_unknown,
+    duplicate_key,
     not_in_double,
     relation_exists,
     relation_unknown,
@@ -28,6 +31,8 @@ from cratedb_export_testbed.standin.errors import (
 )
 
 BUILTIN_SCHEMAS = {"doc", "sys", "information_schema", "pg_catalog", "blob"}
+# The system columns every CrateDB user table has (SysColumns); the double models none of them.
+SYSTEM_COLUMNS = frozenset(("_id", "_doc", "_raw", "_score", "_version", "_seq_no", "_primary_term", "_docid"))
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,10 @@ class Table:
     # rather than answered as unknown.
     unmodelled: frozenset[str] = frozenset()
     partial: frozenset[tuple[str, ...]] = frozenset()
+    # PRIMARY KEY columns in the table's column order (CrateDB's order of the key's values in ``_id``),
+    # and the stored rows by their key values.
+    primary_key: tuple[str, ...] = ()
+    by_key: dict[tuple[Any, ...], StoredRow] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in self.columns:
@@ -117,6 +126,8 @@ class Table:
             known = self.object_keys.get(path) if column.type.kind == "object" else None
         if known is None:
             name = path[0] + "".join(f"['{key}']" for key in path[1:])
+            if path[0] in SYSTEM_COLUMNS and self.schema not in ("sys", "information_schema"):
+                raise not_in_double(f"the system column {name} (CrateDB has it, the double does not model it)")
             if path[0] in self.unmodelled or any(path[:end] in self.partial for end in range(1, len(path))):
                 raise not_in_double(f"the column {name} of {self.fqn} (CrateDB has it, the double does not model it)")
             raise column_unknown(name)
@@ -174,7 +185,37 @@ class Table:
             if isinstance(inner, dict):
                 self._learn_keys(sub, inner, undefined)
 
-    def store(self, row_id: str, doc: dict[str, Any]) -> None:
+    def key_of(self, doc: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The row's primary key values, None without a primary key; a NULL (or missing) value is
+        ``SQLParseException[A primary key value must not be NULL]``, as CrateDB 6.4.3 answered it."""
+        if not self.primary_key:
+            return None
+        key = tuple(doc.get(name) for name in self.primary_key)
+        if any(value is None for value in key):
+            raise sql_parse("A primary key value must not be NULL")
+        return key
+
+    def has_key(self, doc: dict[str, Any]) -> bool:
+        key = self.key_of(doc)
+        return key is not None and key in self.by_key
+
+    def reindex(self) -> None:
+        """After rows were removed: the key index again."""
+        self.by_key = {}
+        for row in self.rows:
+            key = self.key_of(row.doc)
+            if key is not None:
+                self.by_key[key] = row
+
+    def store(self, row_id: str, doc: dict[str, Any], overwrite: bool = False) -> None:
+        """Keep a row; with a primary key a row with the same key is ``DuplicateKeyException`` (4091), or,
+        with ``overwrite`` (COPY FROM's ``overwrite_duplicates``), replaced in place."""
+        key = self.key_of(doc)
+        if key is not None and key in self.by_key:
+            if not overwrite:
+                raise duplicate_key()
+            self.by_key[key].doc = doc
+            return
         ident = None
         if self.partitioned_by is not None:
             value = doc.get(self.partitioned_by)
@@ -182,7 +223,10 @@ class Table:
             self.partitions.setdefault(ident, value)
         digest = hashlib.blake2b(row_id.encode(), digest_size=8).digest()
         shard = int.from_bytes(digest, "big") % self.shards
-        self.rows.append(StoredRow(row_id, ident, shard, doc))
+        row = StoredRow(row_id, ident, shard, doc)
+        self.rows.append(row)
+        if key is not None:
+            self.by_key[key] = row
 
 
 class Catalog:
