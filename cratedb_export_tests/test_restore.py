@@ -221,3 +221,28 @@ def test_restoring_into_the_source_itself_is_refused_unless_asked_and_replace_gi
     assert _rows(crate, source) == before
     (observation, *_) = instance.fetch_observations(AssetKey(["cratedb_export", "doc", table.name]), limit=1).records
     assert observation.asset_observation.metadata["rows_deleted_first"].value == 4
+
+
+def test_rows_whose_primary_key_the_target_holds_are_counted_never_silent(exported, crate, instance):
+    table, spec = exported
+    target = f"doc.{table.name}_pk"
+    crate.sql(
+        f'CREATE TABLE "doc"."{table.name}_pk" ("hash_id" BIGINT PRIMARY KEY, "timestamp" TIMESTAMP WITH TIME ZONE, '
+        '"name" TEXT, "tags" OBJECT(DYNAMIC), "fields" OBJECT(DYNAMIC), "month" TIMESTAMP WITH TIME ZONE)'
+    )
+    day = DAYS[0].isoformat()
+    assert _restore(spec, instance, first_day=day, target_table=target).success
+    # Appending the same day again: every row's key is there; each is skipped and counted.
+    appended = _restore(spec, instance, first_day=day, target_table=target, mode="append")
+    assert appended.success, failure_message(appended)
+    (latest, *_) = instance.fetch_observations(AssetKey(["cratedb_export", "doc", table.name]), limit=1).records
+    metadata = latest.asset_observation.metadata
+    assert (metadata["rows_skipped_as_duplicates"].value, metadata["rows_loaded"].value) == (4, 0)
+    assert metadata["rows_in_target"].value == 4
+    # Without append, a key the target holds on another day is a refused row: the day fails and says so.
+    crate.sql(f'INSERT INTO "doc"."{table.name}_pk" ("hash_id", "timestamp") VALUES (?, ?)', [5, 1577836800000])
+    crate.sql(f'REFRESH TABLE "doc"."{table.name}_pk"')
+    refused = _restore(spec, instance, first_day=DAYS[1].isoformat(), target_table=target)
+    message = failure_message(refused)
+    assert not refused.success and "CrateDB refused 1 row(s)" in message
+    assert "A document with the same primary key exists already" in message and "mode 'append'" in message

@@ -91,6 +91,7 @@ def build_restore_job(specs: list[ExportSpec], names: ExportNames) -> JobDefinit
                         "rows_archived": MetadataValue.int(day.rows_archived),
                         "rows_loaded": MetadataValue.int(day.rows_loaded),
                         "rows_in_target": MetadataValue.int(day.rows_in_target),
+                        "rows_skipped_as_duplicates": MetadataValue.int(day.rows_skipped_as_duplicates),
                         "rows_there_before": MetadataValue.int(day.rows_before),
                         "rows_deleted_first": MetadataValue.int(day.rows_deleted),
                         "files": MetadataValue.int(day.files),

@@ -41,6 +41,7 @@ from cratedb_export.core.storage import ObjectStore, StoredObject
 from cratedb_export.core.target import DayDirectory, S3Access, target_uri
 
 Mode = Literal["refuse", "replace", "append"]
+DUPLICATE_KEY = "A document with the same primary key exists already"  # COPY FROM's message, CrateDB 6.4.3
 MODES: tuple[Mode, ...] = ("refuse", "replace", "append")
 
 
@@ -78,6 +79,7 @@ class RestoredDay:
     rows_deleted: int
     rows_loaded: int
     rows_in_target: int
+    rows_skipped_as_duplicates: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -135,6 +137,7 @@ def restore_day(
         rows_loaded=0,
         rows_in_target=0,
     )
+    loads: list[tuple[int, int]] = []
     started = time.perf_counter()
     if plan.create:
         assert archived.columns is not None  # plan_day checked
@@ -151,29 +154,35 @@ def restore_day(
     kept = plan.rows_before if plan.mode == "append" else 0
     if archived.format == "parquet":
         with staged_as_ndjson(store, archived) as (staging, staged):
-            result.rows_loaded = _load(crate, access, plan, staging, staged)
+            loads.append(_load(crate, access, plan, staging, staged))
     else:
-        result.rows_loaded = _load(crate, access, plan, archived.directory, archived.files)
+        loads.append(_load(crate, access, plan, archived.directory, archived.files))
+    result.rows_loaded, result.rows_skipped_as_duplicates = loads[0]
     crate.execute(refresh_statement(target), what=f"refreshing {target.table}", on_retry=log)
     result.rows_in_target = _count(crate, target, archived, log)
     result.timings["restore"] = round(time.perf_counter() - started, 3)
-    if result.rows_loaded != archived.rows or result.rows_in_target != kept + archived.rows:
+    duplicates = result.rows_skipped_as_duplicates
+    if result.rows_loaded + duplicates != archived.rows or result.rows_in_target != kept + result.rows_loaded:
         raise VerificationError(
-            f"{plan.what}: the archive holds {archived.rows} row(s), {result.rows_loaded} were loaded and the "
-            f"target now holds {result.rows_in_target} of the day (expected {kept + archived.rows}). Re-run the "
-            "restore with mode 'replace'",
+            f"{plan.what}: the archive holds {archived.rows} row(s), {result.rows_loaded} were loaded"
+            f"{f' and {duplicates} skipped as duplicates' if duplicates else ''}, and the target now holds "
+            f"{result.rows_in_target} of the day (expected {kept + result.rows_loaded}). Re-run the restore with "
+            "mode 'replace'",
             counts={"archived": archived.rows, "loaded": result.rows_loaded, "in_target": result.rows_in_target},
         )
+    if duplicates:
+        log(f"{plan.what}: {duplicates} row(s) skipped: the target holds rows with the same primary key")
     return result
 
 
 def _load(
     crate: CrateDB, access: S3Access, plan: DayRestorePlan, directory: DayDirectory, files: Sequence[StoredObject]
-) -> int:
-    """One COPY FROM of the day's non-empty files (COPY TO writes one per shard, empty ones too)."""
+) -> tuple[int, int]:
+    """One COPY FROM of the day's non-empty files (COPY TO writes one per shard, empty ones too): the rows
+    loaded, and those skipped because the target holds their primary key."""
     loaded = [o for o in files if o.size]
     if not loaded:
-        return 0
+        return 0, 0
     base = target_uri(directory, access)
     statement = copy_from_statement(
         plan.target,
@@ -194,26 +203,36 @@ def _target_spec(spec: ExportSpec, table: str) -> ExportSpec:
         raise RestoreRefused(f"target table {table!r} is not usable: {problems}") from None
 
 
-def _check_summary(plan: DayRestorePlan, rows: Sequence[Sequence[Any]]) -> int:
-    """The rows loaded, from COPY FROM's summary (node, uri, success_count, error_count, errors); raise on
-    any file not read or any row refused, with CrateDB's first errors."""
-    loaded, failed, errors = 0, 0, []
+def _check_summary(plan: DayRestorePlan, rows: Sequence[Sequence[Any]]) -> tuple[int, int]:
+    """The rows loaded and the rows skipped as duplicates, from COPY FROM's summary (node, uri, success_count,
+    error_count, errors); raise on any file not read or any row refused for another reason — or, unless the
+    mode is append, for a primary key the target already holds — with CrateDB's first errors."""
+    loaded, duplicates, failed, errors = 0, 0, 0, []
     for _node, uri, success, error_count, messages in rows:
         if success is None or error_count is None:
             failed += 1
             errors += [f"{uri}: {message}" for message in (messages or {"not read": None})]
             continue
         loaded += int(success)
-        failed += int(error_count)
+        skipped = sum(
+            int(detail.get("count", 0))
+            for message, detail in (messages or {}).items()
+            if DUPLICATE_KEY in message and isinstance(detail, Mapping)
+        )
+        duplicates += skipped
+        failed += int(error_count) - skipped
         errors += [f"{uri}: {message} ({_lines(detail)})" for message, detail in (messages or {}).items()]
+    if duplicates and plan.mode != "append":
+        failed += duplicates
     if failed:
         shown = "; ".join(str(redact(e)) for e in errors[:5])
         raise VerificationError(
             f"{plan.what}: CrateDB refused {failed} row(s) or file(s) while {loaded} row(s) were loaded: {shown}. "
-            "Fix the target table, then re-run the restore with mode 'replace'",
+            "Fix the target table (or restore with mode 'append' to skip rows whose primary key it holds), then "
+            "re-run the restore with mode 'replace'",
             counts={"archived": plan.archived.rows, "loaded": loaded, "refused": failed},
         )
-    return loaded
+    return loaded, duplicates
 
 
 def _lines(detail: Any) -> str:
