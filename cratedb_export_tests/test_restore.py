@@ -172,17 +172,17 @@ def test_a_day_of_every_type_round_trips(export_env, crate, bucket, instance, s3
     crate.sql(
         f'CREATE TABLE "doc"."{name}" ("id" BIGINT, "i" INTEGER, "t" TEXT, "d" DOUBLE PRECISION, "r" REAL, '
         '"b" BOOLEAN, "ts" TIMESTAMP WITH TIME ZONE, "wall" TIMESTAMP WITHOUT TIME ZONE, "o" OBJECT(DYNAMIC), '
-        '"a" ARRAY(BIGINT), "at" ARRAY(TEXT))'
+        '"a" ARRAY(BIGINT), "at" ARRAY(TEXT), "ao" ARRAY(OBJECT(DYNAMIC)))'
     )
     start = int((DAYS[0] - date(1970, 1, 1)).total_seconds() * 1000)
     rows = [
-        [1, 7, "plain", 1.5, 2.25, True, start, start + 1, {"n": {"x": 1.1, "s": "ü"}}, [1, 2**62], ["a", "b"]],
-        [2, -3, 'quote " and \\ back', -0.1, 0.5, False, start + 86_399_999, start, {"k": [1, 2]}, [], []],
-        [3, None, None, None, None, None, start + 3_600_000, None, None, None, None],
+        [1, 7, "plain", 1.5, 2.25, True, start, start + 1, {"n": {"x": 1.1, "s": "ü"}}, [1, 2**62], ["a", "b"], [{"k": 1}, {"k": 2, "m": "z"}]],
+        [2, -3, 'quote " and \\ back', -0.1, 0.5, False, start + 86_399_999, start, {"k": [1, 2]}, [], [], []],
+        [3, None, None, None, None, None, start + 3_600_000, None, None, None, None, None],
     ]
     crate.sql(
-        f'INSERT INTO "doc"."{name}" ("id", "i", "t", "d", "r", "b", "ts", "wall", "o", "a", "at") '
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f'INSERT INTO "doc"."{name}" ("id", "i", "t", "d", "r", "b", "ts", "wall", "o", "a", "at", "ao") '
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         bulk_args=rows,
     )
     crate.sql(f'REFRESH TABLE "doc"."{name}"')
@@ -197,7 +197,7 @@ def test_a_day_of_every_type_round_trips(export_env, crate, bucket, instance, s3
     assert run_export([spec], instance, partition=DAYS[0].isoformat()).success
     assert _restore(spec, instance, first_day=DAYS[0].isoformat()).success
 
-    columns = '"id", "i", "t", "d", "r", "b", "ts", "wall", "o", "a", "at"'
+    columns = '"id", "i", "t", "d", "r", "b", "ts", "wall", "o", "a", "at", "ao"'
     source = crate.sql(f'SELECT {columns} FROM "doc"."{name}" ORDER BY "id"')
     crate.sql(f'REFRESH TABLE "doc"."{name}_restored"')
     assert crate.sql(f'SELECT {columns} FROM "doc"."{name}_restored" ORDER BY "id"') == source

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from cratedb_export.core.config import ExportSpec
 from cratedb_export.core.errors import ExportError
+from cratedb_export.core.redaction import redact
 from cratedb_export.core.restore.day import MODES, Mode, default_target, restore_days
 from cratedb_export.orchestration.names import ExportNames
 from cratedb_export.orchestration.resource import CrateDBExportResource
@@ -79,6 +80,11 @@ def build_restore_job(specs: list[ExportSpec], names: ExportNames) -> JobDefinit
             )
         except ExportError as error:
             raise Failure(description=str(error), allow_retries=False) from None
+        except Exception as error:  # a defect of ours, or a library's: its text redacted, never a bare traceback
+            raise Failure(
+                description=f"restoring {spec.table} failed unexpectedly: {type(error).__name__}: {redact(error)}",
+                allow_retries=False,
+            ) from None
         for day in restored:
             context.log_event(
                 AssetObservation(

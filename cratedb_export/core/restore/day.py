@@ -226,10 +226,10 @@ def _check_summary(plan: DayRestorePlan, rows: Sequence[Sequence[Any]]) -> tuple
         failed += duplicates
     if failed:
         shown = "; ".join(str(redact(e)) for e in errors[:5])
+        hint = " (or restore with mode 'append' to skip rows whose primary key it holds)" if duplicates else ""
         raise VerificationError(
             f"{plan.what}: CrateDB refused {failed} row(s) or file(s) while {loaded} row(s) were loaded: {shown}. "
-            "Fix the target table (or restore with mode 'append' to skip rows whose primary key it holds), then "
-            "re-run the restore with mode 'replace'",
+            f"Fix the target table{hint}, then re-run the restore with mode 'replace'",
             counts={"archived": plan.archived.rows, "loaded": loaded, "refused": failed},
         )
     return loaded, duplicates

@@ -81,8 +81,21 @@ def _lines(batch: pa.RecordBatch, types: dict[str, str], what: str) -> Iterator[
 def _column_values(array: pa.Array, field: pa.Field, types: dict[str, str], what: str) -> Sequence[object]:
     data_type = types.get(field.name) or (field.metadata or {}).get(b"cratedb_type", b"text").decode()
     if holds_json_text(data_type):
-        return [None if text is None else orjson.Fragment(text) for text in array.to_pylist()]
+        return _json_texts(array)
     return _plain(array, f"{what}: column {field.name}")
+
+
+def _json_texts(array: pa.Array) -> list[object]:
+    """JSON-text values (or lists of them, for arrays of objects) as pre-serialized JSON, never re-parsed."""
+    if pa.types.is_list(array.type):
+        return _lists(array, _json_texts(array.flatten()))
+    return [None if text is None else orjson.Fragment(text) for text in array.to_pylist()]
+
+
+def _lists(array: pa.Array, flat: list[object]) -> list[object]:
+    offsets, valid = array.offsets.to_pylist(), array.is_valid().to_pylist()
+    base = offsets[0]  # a sliced list array's offsets count from its parent's start
+    return [flat[offsets[i] - base : offsets[i + 1] - base] if valid[i] else None for i in range(len(array))]
 
 
 def _plain(array: pa.Array, where: str) -> list[object]:
@@ -91,10 +104,7 @@ def _plain(array: pa.Array, where: str) -> list[object]:
     if pa.types.is_timestamp(kind):
         return pc.cast(array, pa.int64()).to_pylist()
     if pa.types.is_list(kind):
-        flat = _plain(array.flatten(), where)
-        offsets, valid = array.offsets.to_pylist(), array.is_valid().to_pylist()
-        base = offsets[0]  # a sliced list array's offsets count from its parent's start
-        return [flat[offsets[i] - base : offsets[i + 1] - base] if valid[i] else None for i in range(len(array))]
+        return _lists(array, _plain(array.flatten(), where))
     values = array.to_pylist()
     if pa.types.is_floating(kind) and any(v is not None and not math.isfinite(v) for v in values):
         raise VerificationError(
