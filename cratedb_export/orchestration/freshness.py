@@ -119,34 +119,27 @@ def landed_as_exported(
     metadata: dict = {"day": MetadataValue.text(day.isoformat()), "deadline": MetadataValue.timestamp(due)}
     if landed is None:
         late = datetime.now(UTC) > due
-        return AssetCheckEvaluation(
-            asset_key=key,
-            check_name=CHECK,
+        return _evaluation(
+            key,
+            partition,
+            metadata,
+            f"{day} did not land: its export in this run failed (deadline {_at(due)})",
             passed=False,
-            partition=partition,
             severity=AssetCheckSeverity.ERROR if late else AssetCheckSeverity.WARN,
-            metadata=metadata,
-            description=f"{day} did not land: its export in this run failed (deadline {_at(due)})",
         )
     metadata["landed_at"] = MetadataValue.timestamp(landed)
     if landed <= due:
-        return AssetCheckEvaluation(
-            asset_key=key,
-            check_name=CHECK,
-            passed=True,
-            partition=partition,
-            metadata=metadata,
-            description=f"{day} landed at {_at(landed)}, before its deadline {_at(due)}",
+        return _evaluation(
+            key, partition, metadata, f"{day} landed at {_at(landed)}, before its deadline {_at(due)}", passed=True
         )
     metadata["late_by_minutes"] = MetadataValue.float(round((landed - due).total_seconds() / 60, 1))
-    return AssetCheckEvaluation(
-        asset_key=key,
-        check_name=CHECK,
+    return _evaluation(
+        key,
+        partition,
+        metadata,
+        f"{day} landed late: at {_at(landed)}, {_duration(landed - due)} after its deadline {_at(due)}",
         passed=False,
-        partition=partition,
         severity=AssetCheckSeverity.WARN,
-        metadata=metadata,
-        description=f"{day} landed late: at {_at(landed)}, {_duration(landed - due)} after its deadline {_at(due)}",
     )
 
 
@@ -162,13 +155,12 @@ def landed_at_deadline(
         "judged_at": MetadataValue.timestamp(at),
     }
     if day < spec.start_date:
-        return AssetCheckEvaluation(
-            asset_key=key,
-            check_name=CHECK,
+        return _evaluation(
+            key,
+            partition,
+            metadata,
+            f"no day is due yet (the first partition, {spec.start_date}, is due {_at(due)})",
             passed=True,
-            partition=partition,
-            metadata=metadata,
-            description=f"no day is due yet (the first partition, {spec.start_date}, is due {_at(due)})",
         )
     statuses = instance.get_status_by_partition(key, [day.isoformat()], partitions_for(spec)) or {}
     status = statuses.get(day.isoformat())
@@ -187,18 +179,30 @@ def landed_at_deadline(
             metadata["dagster/row_count"] = rows
         if passed:
             description = f"{day} landed at {_at(landed)}, before its deadline {_at(due)}"
-            if landed > due:  # exported again after the deadline: it was there before, or this would be late
+            if landed > due:  # its latest export is after the deadline: say when, without calling it on time
                 description = f"{day} is there (last exported {_at(landed)}; deadline {_at(due)})"
     if status == AssetPartitionStatus.FAILED:
         description = f"{day} is not there: its latest export failed (deadline {_at(due)}, judged {_at(at)})"
     elif status == AssetPartitionStatus.IN_PROGRESS:
         description = f"{day} is not there yet: its export is still running (deadline {_at(due)}, judged {_at(at)})"
+    return _evaluation(key, partition, metadata, description, passed=passed, severity=AssetCheckSeverity.ERROR)
+
+
+def _evaluation(
+    key: AssetKey,
+    partition: str | None,
+    metadata: dict,
+    description: str,
+    *,
+    passed: bool,
+    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
+) -> AssetCheckEvaluation:
     return AssetCheckEvaluation(
         asset_key=key,
         check_name=CHECK,
         passed=passed,
         partition=partition,
-        severity=AssetCheckSeverity.ERROR,
+        severity=severity,
         metadata=metadata,
         description=description,
     )
