@@ -176,7 +176,20 @@ def test_a_day_of_every_type_round_trips(export_env, crate, bucket, instance, s3
     )
     start = int((DAYS[0] - date(1970, 1, 1)).total_seconds() * 1000)
     rows = [
-        [1, 7, "plain", 1.5, 2.25, True, start, start + 1, {"n": {"x": 1.1, "s": "ü"}}, [1, 2**62], ["a", "b"], [{"k": 1}, {"k": 2, "m": "z"}]],
+        [
+            1,
+            7,
+            "plain",
+            1.5,
+            2.25,
+            True,
+            start,
+            start + 1,
+            {"n": {"x": 1.1, "s": "ü"}},
+            [1, 2**62],
+            ["a", "b"],
+            [{"k": 1}, {"k": 2, "m": "z"}],
+        ],
         [2, -3, 'quote " and \\ back', -0.1, 0.5, False, start + 86_399_999, start, {"k": [1, 2]}, [], [], []],
         [3, None, None, None, None, None, start + 3_600_000, None, None, None, None, None],
     ]
