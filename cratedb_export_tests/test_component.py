@@ -97,6 +97,8 @@ def test_dg_lists_scaffolds_checks_and_lists_two_clusters(tmp_path):
         "daily_cratedb_export_sales",
         "yesterday_landed_analytics_job",
         "yesterday_landed_sales_job",
+        "restore_cratedb_days_analytics",  # each cluster restores its own archive
+        "restore_cratedb_days_sales",
     }
     assert {s["name"] for s in listed_defs["schedules"]} == {
         "daily_cratedb_export_analytics_schedule",
