@@ -63,3 +63,23 @@ def test_a_stopped_run_starts_no_new_day(crate, s3, bucket, connection):
     # The day reported, the one running beside it, and the one its thread took up while the run was being
     # stopped (two threads for one COPY slot); the other days were never started.
     assert 1 <= len(marked) <= 3 < len(DAYS), marked
+
+
+def test_a_day_exported_by_another_run_after_this_runs_listing_is_cleared_and_exported_again(
+    crate, s3, bucket, connection
+):
+    """A run lists the range's directories once, before it holds any day's lease; another run may export a
+    day in between. Its marker and manifest are cleared all the same, so the day is exported again cleanly
+    (not failed over a 'stray' manifest, and never left with the other run's marker over this run's COPY)."""
+    table = create_metrics_table(crate, DAYS[:2], per_day=3)
+    (spec,) = parse_export_specs([spec_for(table, bucket)])
+    this_run = _start(connection, [spec], "run-a")
+    batch = this_run.batch(spec, DAYS[:2], lambda _: None)
+    assert batch.listing.below(spec.directory_for(FIRST)) == []  # the run-wide listing, taken now: empty
+    other = _start(connection, [spec], "run-b").export_day(spec, FIRST)
+    assert other.source_rows == 3
+    again = this_run.export_day(spec, FIRST, batch=batch)
+    assert again.exported_rows == 3
+    prefix = f"{table.name}-{FIRST.isoformat()}/"
+    assert f"{prefix}{SUCCESS}" in list_keys(s3.client(), bucket, prefix)
+    assert {r["hash_id"] for r in read_rows(s3.client(), bucket, prefix)} == table.hash_ids(FIRST)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from cratedb_export_testbed.dg_project import ROOT, dg_env, run_dg
 from cratedb_export_testbed.support import create_metrics_table, failure_message, list_keys, run_export, spec_for
-from dagster import AssetKey, DagsterEventType, DagsterInstance, EventRecordsFilter
+from dagster import AssetKey, DagsterInstance
 
 from cratedb_export.core.storage import MANIFEST
 from cratedb_export.orchestration.build import build_definitions, resource_from_env
@@ -160,8 +160,9 @@ def test_dg_launch_restores_a_day_from_the_command_line(tmp_path, exported, crat
     assert not secrets.leaks_in(output)
     assert _rows(crate, f'"doc"."{table.name}_restored"') == _rows(crate, f'"doc"."{table.name}"', DAYS[2])
     with DagsterInstance.from_config(str(home)) as instance:
-        (record,) = instance.get_event_records(EventRecordsFilter(DagsterEventType.ASSET_OBSERVATION), limit=5)
-    assert record.asset_key == AssetKey(["cratedb_export", "doc", table.name])
+        (record,) = instance.fetch_observations(AssetKey(["cratedb_export", "doc", table.name]), limit=5).records
+    assert record.partition_key == DAYS[2].isoformat()
+    assert record.asset_observation.metadata["rows_in_target"].value == 4
 
 
 @pytest.mark.parametrize("format", ["json", "parquet"])

@@ -112,8 +112,8 @@ class ObjectStore:
                 yield StoredObject(u["Key"], 0, upload_id=u["UploadId"])
 
     def clear_directory(self, directory: DayDirectory, listed: list[StoredObject] | None = None) -> int:
-        """Delete what an earlier attempt left, unfinished multipart uploads included; the marker goes first,
-        and always (even when the listing did not show it), so no reader trusts half a day.
+        """Delete what an earlier attempt left, unfinished multipart uploads included; the marker and the
+        manifest go first, and always (even when the listing did not show them), so no reader trusts half a day.
 
         `listed` is what a run-wide listing found below the directory; without it the directory is listed.
         Only call this while holding the day's lease: an upload in progress would be aborted too.
@@ -125,13 +125,17 @@ class ObjectStore:
         lease = directory.key(LEASE)
         objects = [o for o in listed if o.key.startswith(directory.prefix) and o.key != lease]
         uploads = [o for o in objects if o.upload_id]
-        marker = directory.key(SUCCESS)
-        keys = sorted({o.key for o in objects if not o.upload_id} - {marker})
-        with _s3_errors(f"clearing {directory.display_uri()}"):
-            self._client.delete_object(Bucket=directory.bucket, Key=marker)
+        # Always, whatever the listing showed: a run-wide listing is taken before the day's lease, so another
+        # run may have exported the day since; its marker and manifest must not outlive this attempt's COPY.
+        # (Its data files have the names this COPY writes, or show up as strays when the day is verified.)
+        first = [directory.key(SUCCESS), directory.key(MANIFEST)]
+        keys = sorted({o.key for o in objects if not o.upload_id} - set(first))
+        doing = f"clearing {directory.display_uri()}"
+        self._delete_keys(directory, first, doing)  # one request, before anything else goes
+        with _s3_errors(doing):
             for upload in uploads:
                 self._client.abort_multipart_upload(Bucket=directory.bucket, Key=upload.key, UploadId=upload.upload_id)
-        self._delete_keys(directory, keys, f"clearing {directory.display_uri()}")
+        self._delete_keys(directory, keys, doing)
         return len(objects)
 
     def count_rows(self, directory: DayDirectory, obj: StoredObject) -> int:
