@@ -195,22 +195,27 @@ def direct_limit(services: Services, specs: Sequence[ExportSpec]) -> DirectResul
     return DirectResult(wall, len(statements), rows, latencies)
 
 
+def connection(services: Services) -> dict:
+    """The connection settings of (b0) and (b): the servers of this benchmark, COPIES_IN_FLIGHT slots."""
+    access = services.access
+    return {
+        "url": services.crate_url,
+        "access_key_id": access.access_key_id,
+        "secret_access_key": access.secret_access_key,
+        "s3_endpoint": access.endpoint,
+        "s3_protocol": access.protocol,
+        "max_concurrent_copies": COPIES_IN_FLIGHT,
+        "timeout": 600,
+    }
+
+
 # -- (b0) the core alone: the same range through core.fanout, no Dagster -------------------------------
 
 
 def core_range(services: Services, specs: Sequence[ExportSpec]) -> RangeResult:
     """Every table-day through the core's fan-out, as a run's step does it, but with no Dagster around it:
     lease, clear, COPY, verify, manifest and marker per day; no events, no instance."""
-    access = services.access
-    connected = ConnectionSettings(
-        url=services.crate_url,
-        access_key_id=access.access_key_id,
-        secret_access_key=access.secret_access_key,
-        s3_endpoint=access.endpoint,
-        s3_protocol=access.protocol,
-        max_concurrent_copies=COPIES_IN_FLIGHT,
-        timeout=600,
-    ).open()
+    connected = ConnectionSettings(**connection(services)).open()
     started = time.perf_counter()
     run = ExportRun.start(specs, connected=connected, holder=Holder("bench-core", lambda _: False))
     done = rows = failed = 0
@@ -251,16 +256,7 @@ def range_backfill(
 
     `subset_planned_events` creates the run with one planned event per asset instead of per partition.
     """
-    access = services.access
-    resource = CrateDBExportResource(
-        url=services.crate_url,
-        access_key_id=access.access_key_id,
-        secret_access_key=access.secret_access_key,
-        s3_endpoint=access.endpoint,
-        s3_protocol=access.protocol,
-        max_concurrent_copies=COPIES_IN_FLIGHT,
-        timeout=600,
-    )
+    resource = CrateDBExportResource(**connection(services))
     tags = {
         "dagster/asset_partition_range_start": DAYS[0].isoformat(),
         "dagster/asset_partition_range_end": DAYS[-1].isoformat(),
