@@ -30,10 +30,14 @@ def _restore(spec: dict, instance, **config):
     )
 
 
+def start_of(day: date) -> int:
+    return int((day - date(1970, 1, 1)).total_seconds() * 1000)
+
+
 def _rows(crate, table: str, day: date | None = None) -> list[list]:
     where, args = "", []
     if day is not None:
-        start = int((day - date(1970, 1, 1)).total_seconds() * 1000)
+        start = start_of(day)
         where, args = ' WHERE "timestamp" >= ? AND "timestamp" < ?', [start, start + 86_400_000]
     crate.sql(f"REFRESH TABLE {table}")
     return crate.sql(f'SELECT {COLUMNS} FROM {table}{where} ORDER BY "hash_id"', args)
@@ -233,6 +237,15 @@ def test_restoring_into_the_source_itself_is_refused_unless_asked_and_replace_gi
     replaced = _restore(spec, instance, first_day=DAYS[1].isoformat(), target_table=spec["table"], mode="replace")
     assert replaced.success, failure_message(replaced)
     assert _rows(crate, source) == before
+
+    # A row that arrived after the export is not in the archive: replacing would lose it, so it is refused.
+    late = start_of(DAYS[1]) + 3_600_000
+    crate.sql(f'INSERT INTO {source} ("hash_id", "timestamp", "name") VALUES (?, ?, ?)', [999, late, "late"])
+    crate.sql(f"REFRESH TABLE {source}")
+    refused = _restore(spec, instance, first_day=DAYS[1].isoformat(), target_table=spec["table"], mode="replace")
+    message = failure_message(refused)
+    assert not refused.success and "holds 5 row(s)" in message and "the archive only 4" in message
+    assert len(_rows(crate, source, DAYS[1])) == 5  # nothing was deleted
     (observation, *_) = instance.fetch_observations(AssetKey(["cratedb_export", "doc", table.name]), limit=1).records
     assert observation.asset_observation.metadata["rows_deleted_first"].value == 4
 

@@ -113,7 +113,23 @@ def plan_day(
             "nothing was written. Restore with mode 'replace' (delete the day's rows there first) or 'append', "
             "or into another table"
         )
+    if mode == "replace":
+        _check_replaceable(archived, target.table, rows_before)
     return DayRestorePlan(archived, target, create=False, rows_before=rows_before, mode=mode)
+
+
+def _check_replaceable(archived: ArchivedDay, table: str, rows_there: int) -> None:
+    """`replace` deletes the day's rows in the target: only when none of them can be missing from the archive.
+
+    The proof is the one retention uses: a count. More rows there than the archive holds cannot all be in
+    it (rows that arrived after the export, say), and would be lost.
+    """
+    if rows_there > archived.rows:
+        raise RestoreRefused(
+            f"{table} holds {rows_there} row(s) of {archived.day}, the archive only {archived.rows}: replacing would "
+            "delete rows the archive does not hold; nothing was written. Export the day again first, or restore "
+            "into another table"
+        )
 
 
 def restore_day(
@@ -137,12 +153,16 @@ def restore_day(
         rows_loaded=0,
         rows_in_target=0,
     )
-    loads: list[tuple[int, int]] = []
     started = time.perf_counter()
     if plan.create:
         assert archived.columns is not None  # plan_day checked
         crate.execute(create_table_statement(target, archived.columns), what=f"creating {target.table}", on_retry=log)
     if plan.mode == "replace" and plan.rows_before:
+        # Proved again right before deleting: the archive as planned, and no more rows there than it holds.
+        now = read_archived_day(store, archived.spec, archived.day)
+        if (now.files, now.rows) != (archived.files, archived.rows):
+            raise RestoreRefused(f"{plan.what}: the archive changed since the restore was planned; nothing was deleted")
+        _check_replaceable(archived, target.table, _count(crate, target, archived, log))
         deleted = crate.execute_once(
             delete_window_statement(target, archived.window), what=f"deleting {archived.day} from {target.table}"
         )
@@ -154,10 +174,10 @@ def restore_day(
     kept = plan.rows_before if plan.mode == "append" else 0
     if archived.format == "parquet":
         with staged_as_ndjson(store, archived) as (staging, staged):
-            loads.append(_load(crate, access, plan, staging, staged))
+            loaded = _load(crate, access, plan, staging, staged)
     else:
-        loads.append(_load(crate, access, plan, archived.directory, archived.files))
-    result.rows_loaded, result.rows_skipped_as_duplicates = loads[0]
+        loaded = _load(crate, access, plan, archived.directory, archived.files)
+    result.rows_loaded, result.rows_skipped_as_duplicates = loaded
     crate.execute(refresh_statement(target), what=f"refreshing {target.table}", on_retry=log)
     result.rows_in_target = _count(crate, target, archived, log)
     result.timings["restore"] = round(time.perf_counter() - started, 3)
