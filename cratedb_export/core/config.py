@@ -18,7 +18,15 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from cratedb_export.core.identifiers import check_column, check_ident
 from cratedb_export.core.target import DEFAULT_DIRECTORY, DayDirectory, render_directory, template_fields
@@ -41,6 +49,27 @@ _MAX_DEADLINE_HOURS = 168  # a week
 
 # libyaml's loader when PyYAML was built with it: ~8x faster on a file of a thousand tables.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+# Late rows are looked for in the last week of days: devices that were offline over a long weekend, or a
+# loader that caught up after an outage, are covered, and CrateDB pays one pruned, grouped count per table.
+DEFAULT_RECONCILE_DAYS = 7
+_MAX_RECONCILE_DAYS = 366
+
+
+class RetentionPolicy(BaseModel):
+    """Opt-in: delete a table's days from CrateDB once they are older than `keep_days` and the archive proves
+    it holds every one of their rows (docs/retention.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_days: int = Field(
+        ge=1,
+        description="Days kept in CrateDB: day D is deleted once D is more than keep_days days before today "
+        "(in the export's time zone)",
+    )
+    dry_run: bool = Field(False, description="Prove and report what would be deleted, delete nothing")
+    max_days_per_run: int = Field(30, ge=1, description="At most this many days are deleted by one run")
 
 
 class ConfigError(ValueError):
@@ -79,6 +108,16 @@ class ExportSpec(BaseModel):
         DEFAULT_FRESHNESS_DEADLINE,
         description="HH:MM after the end of a day by which that day must have landed (check "
         "yesterday_landed, evaluated by a schedule then); null turns the check off",
+    )
+    reconcile_days: int = Field(
+        DEFAULT_RECONCILE_DAYS,
+        ge=0,
+        le=_MAX_RECONCILE_DAYS,
+        description="Days before today whose source is recounted against their manifest, and re-exported when "
+        "it changed (late rows, updates, deletes); 0 turns reconciling off",
+    )
+    retention: RetentionPolicy | None = Field(
+        None, description="Delete days from CrateDB once archived and proved; off unless set"
     )
     # Not a field: where the asset keys live (see orchestration/names.py); set with `under_key_prefix`.
     _key_prefix: tuple[str, ...] = PrivateAttr(default=(KEY_ROOT,))
@@ -175,6 +214,26 @@ class ExportSpec(BaseModel):
                 )
         return value
 
+    @field_validator("retention")
+    @classmethod
+    def _retention_after_archive(cls, value: RetentionPolicy | None, info: ValidationInfo) -> RetentionPolicy | None:
+        deadline, reconcile = info.data.get("freshness_deadline"), info.data.get("reconcile_days")
+        if value is None or reconcile is None:
+            return value  # off, or reconcile_days already reported
+        least = minimum_keep_days(deadline, reconcile)
+        if value.keep_days < least:
+            after = f"freshness_deadline {deadline}" if deadline else "no freshness deadline"
+            raise ValueError(
+                f"keep_days {value.keep_days} is shorter than the days a day may still change in the archive "
+                f"({after} plus reconcile_days {reconcile}); set keep_days to at least {least}, or lower "
+                "reconcile_days"
+            )
+        return value
+
+    @property
+    def minimum_keep_days(self) -> int:
+        return minimum_keep_days(self.freshness_deadline, self.reconcile_days)
+
     @property
     def copy_compression(self) -> str | None:
         """The compression of the files COPY writes: a Parquet day's staged NDJSON is always gzip."""
@@ -206,6 +265,15 @@ class ExportSpec(BaseModel):
         return render_directory(
             self.directory, target=self.target, day=day, schema=self.schema_name, table=self.table_name
         )
+
+
+def minimum_keep_days(freshness_deadline: str | None, reconcile_days: int) -> int:
+    """Days a day stays in CrateDB at least: until it is due (the deadline) and past the reconcile window."""
+    deadline_days = 0
+    if freshness_deadline:
+        hours, minutes = (int(part) for part in freshness_deadline.split(":"))
+        deadline_days = -(-(hours * 60 + minutes) // 1440)
+    return max(1, deadline_days + reconcile_days)
 
 
 def config_path() -> Path:
@@ -301,7 +369,8 @@ def _describe(exc: ValidationError) -> Iterable[str]:
         field = ".".join(str(part) for part in error["loc"]) or "entry"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = f"unknown field (known fields: {', '.join(ExportSpec.model_fields)})"
+            model = RetentionPolicy if error["loc"][:1] == ("retention",) else ExportSpec
+            message = f"unknown field (known fields: {', '.join(model.model_fields)})"
         elif error["type"] == "missing":
             message = "required field is missing"
         yield f"field '{field}': {message}"
