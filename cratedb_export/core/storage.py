@@ -30,6 +30,9 @@ MANIFEST = "_manifest.json"
 SUCCESS = "_SUCCESS"
 # Held while a run exports the day (see lease.py); never cleared by the clean-up, removed when the run is done.
 LEASE = "_EXPORTING"
+# Written by retention beside a day it deleted from CrateDB (core/retention): when, how, how many rows, and where
+# they are now. A day that has it is never exported again: the archive is its only copy.
+DELETION_RECORD = "_DELETED_FROM_CRATEDB.json"
 # Answers to a conditional write whose condition did not hold (409: a concurrent conditional write won).
 _CONDITION_FAILED = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _CHUNK = 1 << 20
