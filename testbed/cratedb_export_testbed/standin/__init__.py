@@ -48,6 +48,14 @@ What it covers:
   names (``timestamp with time zone``, ``double precision``, ``text_array``, ...), object keys as
   ``tags['host']`` numbered after the table's columns in the order they were learnt; queries must
   name a user schema.
+* ``information_schema.tables`` (``partitioned_by``: ``["month"]``, NULL when not partitioned),
+  ``columns.generation_expression`` (``date_trunc('month', ts)``) and ``information_schema.table_partitions``
+  (``partition_ident``, ``values`` as ``{"month": <epoch ms>}``, ``closed``, ``settings['blocks']['write']``);
+  ``ALTER TABLE t PARTITION (col = ?) SET ("blocks.write" = true)`` / ``RESET ("blocks.write")`` (-1,
+  ``PartitionUnknownException`` 4046 for a value without a partition), after which INSERT and COPY FROM into
+  the partition, and a DELETE of rows there, are ``ClusterBlockException[blocked by:
+  [RELATION_READ_AND_DDL_ONLY/8/index write (api)];]`` (4035; a multi-row INSERT writes nothing), while a
+  DELETE on the partition column alone still drops it, as CrateDB 6.4.3 answered.
 * TIMESTAMP WITHOUT TIME ZONE: wall-clock values (an offset in a string is dropped) compared as if
   UTC, so epoch-ms arguments compare with the wall clock as numbers.
 * CrateDB's messages for unknown relations and schemas, with its "Maybe you meant" candidates.
@@ -66,8 +74,9 @@ What it covers:
   CrateDB's messages (S3 access denied per version, a participating node disconnected) and are
   logged, and (as CrateDB <= 6.2) an abandoned multipart upload behind a successful COPY.
 
-What it does not cover (refused loudly): UPDATE/DELETE, joins, OR/NOT, casts and arithmetic in
-expressions, other constraints than primary keys, ``_id`` and the other system columns, named
+What it does not cover (refused loudly): UPDATE beyond ``SET column = value``, joins, OR/NOT, casts and
+arithmetic in expressions, other constraints than primary keys, ``_id`` and the system columns but
+``_seq_no`` (numbered per table, not per shard) and ``_primary_term``, named
 constraints, ``ON CONFLICT``, ``file://`` targets, writing to AWS itself (a URI
 without ``host:port``), other ``sys`` and ``information_schema`` tables and unmodelled columns of the
 modelled ones, privileges, replicas, CrateDB 6.3+'s message for an unreachable S3 endpoint, queries

@@ -11,12 +11,13 @@ from cratedb_export_testbed.standin.errors import (
     column_unknown,
     not_in_double,
     operation_not_allowed,
+    partition_unknown,
     sql_parse,
     unsupported,
 )
 from cratedb_export_testbed.standin.sqltree import Col, Func, Lit, generic_properties, ident, text_of, words
 from cratedb_export_testbed.standin.statement import Relation, Statement
-from cratedb_export_testbed.standin.tables import Catalog, Column, Table
+from cratedb_export_testbed.standin.tables import Catalog, Column, Table, partition_ident, partition_string
 
 READ_ONLY_SCHEMAS = {"sys", "information_schema", "pg_catalog"}
 _IGNORED_SETTINGS = {"number_of_replicas", "refresh_interval"}  # accepted, no effect in memory
@@ -173,3 +174,45 @@ def refresh_table(stmt: Statement, catalog: Catalog) -> int:
             raise not_in_double("REFRESH TABLE ... PARTITION")
         catalog.get(*stmt.relation(target.qname()))
     return len(targets)
+
+
+def alter_table(stmt: Statement, catalog: Catalog) -> int:
+    """``ALTER TABLE t PARTITION (col = v) SET ("blocks.write" = true)`` and ``RESET ("blocks.write")``, as
+    CrateDB 6.4.3 answers them: -1; an unknown partition value is PartitionUnknownException (4046)."""
+    alter = stmt.node.alterStmt()
+    if not isinstance(alter, P.AlterTablePropertiesContext):
+        raise not_in_double(f"`{text_of(alter)}`")
+    target = alter.alterTableDefinition()
+    if not isinstance(target, P.TableWithPartitionDefaultContext):
+        raise not_in_double(f"ALTER of `{text_of(target)}`")
+    partition = target.tableWithPartition()
+    if partition.PARTITION() is None:
+        raise not_in_double("ALTER TABLE settings of a whole table")
+    table = catalog.get(*stmt.relation(partition.qname()))
+    assignments = partition.assignment()
+    column = stmt.expr(assignments[0].primaryExpression()) if len(assignments) == 1 else None
+    if not isinstance(column, Col) or column.path != (table.partitioned_by,):
+        raise not_in_double(f"the partition spec `{text_of(partition)}`; only the one partition column")
+    value = coltypes.cast(stmt.constant(assignments[0].expr()), table.columns[column.path[0]].type, param=True)
+    if alter.SET() is not None:
+        properties = alter.genericProperties().genericProperty()
+        settings = [(_dotted(p.ident()), p.expr()) for p in properties]
+        if len(settings) != 1 or settings[0][0] != "blocks.write" or stmt.constant(settings[0][1]) not in (True, False):
+            raise not_in_double(f"the partition settings `{text_of(alter.genericProperties())}`; only blocks.write")
+        blocked = bool(stmt.constant(settings[0][1]))
+    else:
+        names = [_dotted(alter.ident())]
+        if names != ["blocks.write"]:
+            raise not_in_double(f"RESET of {names}; only blocks.write")
+        blocked = False
+    ident_ = partition_ident([partition_string(value)])
+    with catalog.lock:
+        if ident_ not in table.partitions:
+            raise partition_unknown(table.fqn, ident_)
+        (table.write_blocked.add if blocked else table.write_blocked.discard)(ident_)
+    return -1
+
+
+def _dotted(idents: Any) -> str:
+    """A property name: one ident (\"blocks.write\") or several (blocks.write unquoted)."""
+    return ".".join(ident(part) for part in (idents if isinstance(idents, list) else [idents]))

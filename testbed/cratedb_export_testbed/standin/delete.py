@@ -2,8 +2,9 @@
 
 Observed: `DELETE FROM "doc"."t" WHERE "ts" >= ? AND "ts" < ?` answers `rowcount` = the rows it removed,
 on a partitioned table too (even when the window empties a whole partition); a DELETE whose conditions
-are all on the partition column drops the matching partitions and answers -1; an unknown table is
-RelationUnknown (4041).
+are all on the partition column drops the matching partitions and answers -1, even when the partition's
+writes are blocked ("blocks.write"), while any other DELETE of rows there is ClusterBlockException (4035);
+an unknown table is RelationUnknown (4041).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 from cratedb_sqlparse.generated_parser.SqlBaseParser import SqlBaseParser as P
 
+from cratedb_export_testbed.standin.errors import write_blocked
 from cratedb_export_testbed.standin.predicates import Binder, matches
 from cratedb_export_testbed.standin.select import relation_of
 from cratedb_export_testbed.standin.sqltree import Cmp, Col, Expr, conjuncts
@@ -24,13 +26,19 @@ def delete(stmt: Statement, catalog: Catalog, resolve: Callable[[Relation, str],
     table = resolve(relation_of(stmt, node.aliasedRelation()), "DELETE")
     where = Binder(table, stmt.value).where(stmt.expr(node.where().booleanExpression())) if node.where() else None
     with catalog.lock:
-        kept = [row for row in table.rows if not matches(where, row.doc)]
+        hit = [matches(where, row.doc) for row in table.rows]
+        kept = [row for row, gone in zip(table.rows, hit, strict=True) if not gone]
         deleted = len(table.rows) - len(kept)
+        partitions_only = _on_partitions_only(table, where)
+        blocked = {r.partition for r, gone in zip(table.rows, hit, strict=True) if gone} & table.write_blocked
+        if blocked and not partitions_only:
+            raise write_blocked()  # a DELETE of rows in a write-blocked partition (dropping it whole is allowed)
         table.rows[:] = kept
         table.reindex()
-        if _on_partitions_only(table, where):
+        if partitions_only:
             for ident in [i for i in table.partitions if not any(r.partition == i for r in kept)]:
                 del table.partitions[ident]
+                table.write_blocked.discard(ident)
             return -1
     return deleted
 

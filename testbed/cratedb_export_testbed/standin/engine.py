@@ -41,6 +41,7 @@ from cratedb_export_testbed.standin.select import select
 from cratedb_export_testbed.standin.sqltree import text_of
 from cratedb_export_testbed.standin.statement import Relation, Statement
 from cratedb_export_testbed.standin.tables import Catalog, Table
+from cratedb_export_testbed.standin.update import update
 
 
 def now_ms() -> int:
@@ -196,12 +197,16 @@ class Engine:
             count = insert(stmt, self.catalog, self._resolve)
         elif isinstance(node, P.DeleteContext):
             count = delete(stmt, self.catalog, self._resolve)
+        elif isinstance(node, P.UpdateContext):
+            count = update(stmt, self.catalog, self._resolve)
         elif isinstance(node, P.CreateContext):
             count = ddl.create_table(stmt, self.catalog, self._default_shards)
         elif isinstance(node, P.DropContext):
             count = ddl.drop_table(stmt, self.catalog)
         elif isinstance(node, P.RefreshTableContext):
             count = ddl.refresh_table(stmt, self.catalog)
+        elif isinstance(node, P.AlterContext):
+            count = ddl.alter_table(stmt, self.catalog)
         else:
             raise not_in_double(f"{node.start.text.upper()} statements")
         reply = {"cols": [], "rows": [[]], "rowcount": count}
@@ -228,6 +233,10 @@ class Engine:
 
     def _system_table(self, schema: str, name: str) -> Table:
         if schema == "information_schema":
+            if name == "tables":
+                return system.information_schema_tables(self.catalog.tables())
+            if name == "table_partitions":
+                return system.information_schema_table_partitions(self.catalog.tables())
             return system.information_schema_columns(self.catalog.tables())
         if name == "nodes":
             return system.nodes_table(self._node)
@@ -261,8 +270,10 @@ def _classify(statement: Any) -> tuple[str, tuple[str, ...]]:
         return "INSERT", ("InsertFromValues",)
     if isinstance(statement, P.DeleteContext):
         return "DELETE", ()
+    if isinstance(statement, P.UpdateContext):
+        return "UPDATE", ()
     if isinstance(statement, (P.CopyToContext, P.CopyFromContext)):
         return "COPY", ()
-    if isinstance(statement, (P.CreateContext, P.DropContext, P.RefreshTableContext)):
+    if isinstance(statement, (P.CreateContext, P.DropContext, P.RefreshTableContext, P.AlterContext)):
         return "DDL", ()
     return "UNDEFINED", ()

@@ -132,6 +132,11 @@ def partition_unknown(fqn: str, ident: str) -> CrateError:
     return CrateError("PartitionUnknownException", f"No partition for table '{fqn}' with ident '{ident}' exists", 4046)
 
 
+def write_blocked() -> CrateError:
+    """A write into a partition with ``blocks.write`` set, as CrateDB 6.4.3 answered an INSERT and an UPDATE."""
+    return CrateError("ClusterBlockException", "blocked by: [RELATION_READ_AND_DDL_ONLY/8/index write (api)];", 4035)
+
+
 def relation_exists(fqn: str) -> CrateError:
     return CrateError("RelationAlreadyExists", f"Relation '{fqn}' already exists.", 4093)
 

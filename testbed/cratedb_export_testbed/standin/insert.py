@@ -30,6 +30,8 @@ from cratedb_export_testbed.standin.tables import Catalog, Table
 def insert(stmt: Statement, catalog: Catalog, resolve: Callable[[Relation, str], Table]) -> int:
     with catalog.lock:
         table, prepared = _prepare(stmt, catalog, resolve)
+        for doc in prepared:  # a write-blocked partition refuses the whole statement: nothing is stored
+            table.check_writable(doc)
         if table.primary_key and len(prepared) == 1:
             table.store(catalog.next_row_id(), prepared[0])  # DuplicateKeyException for a taken key
             return 1

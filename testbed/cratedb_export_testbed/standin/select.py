@@ -1,15 +1,16 @@
 """SELECT of columns or ``count(*)`` from one table, with WHERE, ORDER BY and LIMIT, or grouped.
 
 Enough to count a day's rows (or many days' rows per ``date_trunc`` bucket with GROUP BY), to look
-at ``sys.jobs_log`` and ``sys.nodes``, and for tests to read back what they inserted. Joins, HAVING,
-aggregates other than ``count(*)`` and other expressions in the select list are refused.
+at ``sys.jobs_log`` and ``sys.nodes``, and for tests to read back what they inserted. The aggregates are
+``count(*)`` and ``sum``, ``max``, ``min`` of a number column (a day's ``sum(_seq_no)``, ``max(_seq_no)``).
+Joins, HAVING and other expressions in the select list are refused.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cmp_to_key, partial
 from typing import Any
 
@@ -21,7 +22,7 @@ from cratedb_export_testbed.standin.errors import CrateError, not_in_double, sql
 from cratedb_export_testbed.standin.predicates import Binder, dig, evaluate, matches
 from cratedb_export_testbed.standin.sqltree import Col, Expr, Func, Lit, Param, ident, text_of
 from cratedb_export_testbed.standin.statement import Relation, Statement
-from cratedb_export_testbed.standin.tables import Table
+from cratedb_export_testbed.standin.tables import SEQUENCE_COLUMNS, Table
 
 Result = tuple[list[str], list[Any], list[list[Any]]]  # cols, col_types, rows
 
@@ -53,14 +54,22 @@ def _select(stmt: Statement, resolve: Callable[[Relation, str], Table]) -> Resul
     binder = Binder(table, stmt.value)
     condition = binder.where(stmt.expr(where.booleanExpression())) if where is not None else None
     system.check_columns_query(table, condition)
-    docs = [row.doc for row in table.rows if matches(condition, row.doc)]
+    # Only a query that names them reads the sequence columns (every other one reads the stored documents).
+    text = text_of(spec)
+    with_sequence = any(name in text for name in SEQUENCE_COLUMNS)
+    rows = (row.view() if with_sequence else row.doc for row in table.rows)
+    docs = [doc for doc in rows if matches(condition, doc)]
     items = spec.selectItem()
     if spec.GROUP():
         if body.sortItem() or body.limitClause() is not None:
             raise not_in_double("ORDER BY or LIMIT with GROUP BY")
         return _grouped(stmt, table, binder, items, spec, docs)
-    if len(items) == 1 and _is_count_star(items[0]):
-        return [output_name(stmt, items[0])], [coltypes.BIGINT.type_id], [[len(docs)]]
+    aggregates = [_aggregate(stmt, binder, item) for item in items]
+    if all(aggregates):
+        names = [output_name(stmt, item) for item in items]
+        return names, [a.type_id for a in aggregates], [[a.of(docs) for a in aggregates]]  # type: ignore[union-attr]
+    if any(aggregates):
+        raise not_in_double("aggregates beside plain columns without GROUP BY")
     names, columns = _columns(stmt, table, items)
     docs = _order(stmt, table, body.sortItem(), docs, columns)
     limit = body.limitClause()
@@ -71,18 +80,18 @@ def _select(stmt: Statement, resolve: Callable[[Relation, str], Table]) -> Resul
 
 
 def _grouped(stmt: Statement, table: Table, binder: Binder, items: list[Any], spec: Any, docs: list[dict]) -> Result:
-    """GROUP BY plain expressions (by ordinal or repeated), with ``count(*)`` as the only aggregate.
+    """GROUP BY plain expressions (by ordinal or repeated), with the aggregates of ``_aggregate``.
 
     Like CrateDB, every select item that is not an aggregate must be grouped by, and the groups come
     back in no particular order (here: last group first, so callers cannot rely on time order).
     """
     if spec.ALL():
         raise not_in_double("GROUP BY ALL")
-    outputs: list[Expr | None] = []  # None marks count(*)
+    outputs: list[Expr | _Aggregate] = []
     for item in items:
         if not isinstance(item, P.SelectSingleContext):
             raise not_in_double("SELECT * with GROUP BY")
-        outputs.append(None if _is_count_star(item) else _grouping_expr(stmt, binder, item.expr()))
+        outputs.append(_aggregate(stmt, binder, item) or _grouping_expr(stmt, binder, item.expr()))
     keys: list[Expr] = []
     for node in spec.expr():
         expr = stmt.expr(node)
@@ -90,25 +99,68 @@ def _grouped(stmt: Statement, table: Table, binder: Binder, items: list[Any], sp
             if not 1 <= expr.value <= len(outputs):
                 raise not_in_double(f"GROUP BY position {expr.value} outside the select list")
             target = outputs[expr.value - 1]
-            if target is None:
+            if isinstance(target, _Aggregate):
                 raise sql_parse("Aggregate functions are not allowed in GROUP BY")
             keys.append(target)
         else:
             keys.append(_grouping_expr(stmt, binder, node))
     for item, output in zip(items, outputs, strict=True):
-        if output is not None and output not in keys:
+        if not isinstance(output, _Aggregate) and output not in keys:
             raise sql_parse(
                 f"'{text_of(item.expr())}' must appear in the GROUP BY clause or be used in an aggregation function. "
                 "Perhaps you grouped by an alias that clashes with a column in the relations"
             )
-    groups = Counter(tuple(evaluate(key, doc) for key in keys) for doc in docs)
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for doc in docs:
+        groups.setdefault(tuple(evaluate(key, doc) for key in keys), []).append(doc)
     rows = [
-        [count if output is None else group[keys.index(output)] for output in outputs]
-        for group, count in reversed(list(groups.items()))
+        [output.of(members) if isinstance(output, _Aggregate) else group[keys.index(output)] for output in outputs]
+        for group, members in reversed(list(groups.items()))
     ]
     names = [output_name(stmt, item) for item in items]
-    types = [coltypes.BIGINT.type_id if o is None else binder.type_of(o).type_id for o in outputs]  # type: ignore[union-attr]
+    types = [o.type_id if isinstance(o, _Aggregate) else binder.type_of(o).type_id for o in outputs]  # type: ignore[union-attr]
     return names, types, rows
+
+
+@dataclass(frozen=True)
+class _Aggregate:
+    """``count(*)``, or ``sum``/``max``/``min`` of a number column: NULLs ignored, NULL over no value."""
+
+    name: str
+    column: Col | None
+    type_id: int
+
+    def of(self, docs: list[dict[str, Any]]) -> Any:
+        if self.column is None:
+            return len(docs)
+        values = [v for v in (dig(doc, self.column.path) for doc in docs) if v is not None]
+        if not values:
+            return None
+        return {"sum": sum, "max": max, "min": min}[self.name](values)
+
+
+_NUMBERS = ("bigint", "integer", "smallint", "double", "real")
+
+
+def _aggregate(stmt: Statement, binder: Binder, item: Any) -> _Aggregate | None:
+    """The select item as an aggregate, or None when it is none. CrateDB's sum of an integer column is a
+    BIGINT; max and min keep the column's type."""
+    if _is_count_star(item):
+        return _Aggregate("count", None, coltypes.BIGINT.type_id)
+    if not isinstance(item, P.SelectSingleContext):
+        return None
+    expr = stmt.expr(item.expr())
+    if not isinstance(expr, Func) or expr.name.lower() not in ("sum", "max", "min", "count", "avg"):
+        return None
+    column = expr.args[0] if len(expr.args) == 1 else None
+    if expr.name.lower() in ("count", "avg") or not isinstance(column, Col):
+        raise not_in_double(f"the aggregate `{text_of(item.expr())}`")
+    column_type = binder.type_of(binder.bind(column))
+    if column_type is None or column_type.kind not in _NUMBERS:
+        raise not_in_double(f"the aggregate `{text_of(item.expr())}` of a column that is not a number")
+    name = expr.name.lower()
+    whole = name == "sum" and column_type.kind in ("bigint", "integer", "smallint")
+    return _Aggregate(name, column, coltypes.BIGINT.type_id if whole else column_type.type_id)
 
 
 def _grouping_expr(stmt: Statement, binder: Binder, node: Any) -> Expr:

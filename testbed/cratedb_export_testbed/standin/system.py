@@ -1,5 +1,5 @@
-"""System tables: ``sys.jobs``, ``sys.jobs_log``, ``sys.nodes``, ``sys.cluster`` and
-``information_schema.columns``, with CrateDB 6.4.3's column names and types.
+"""System tables: ``sys.jobs``, ``sys.jobs_log``, ``sys.nodes``, ``sys.cluster``,
+``information_schema.columns``, ``.tables`` and ``.table_partitions``, with CrateDB 6.4.3's column names and types.
 
 They are rebuilt as read-only tables for each query. ``sys.jobs`` and ``sys.jobs_log`` hold
 statement text only, never parameters, which is what makes ``?`` parameters the safe place for
@@ -16,6 +16,7 @@ from typing import Any
 
 from cratedb_export_testbed.standin.coltypes import BOOLEAN, INTEGER, OBJECT, TEXT, TIMESTAMPTZ, ColumnType
 from cratedb_export_testbed.standin.errors import not_in_double
+from cratedb_export_testbed.standin.grammar import quote_if_needed
 from cratedb_export_testbed.standin.sqltree import Cmp, Col, Expr, Lit, conjuncts
 from cratedb_export_testbed.standin.tables import Column, StoredRow, Table
 
@@ -35,6 +36,7 @@ INFORMATION_SCHEMA_TABLES = (
 )  # fmt: skip
 MODELLED = {
     ("sys", "jobs"), ("sys", "jobs_log"), ("sys", "nodes"), ("sys", "cluster"), ("information_schema", "columns"),
+    ("information_schema", "tables"), ("information_schema", "table_partitions"),
 }  # fmt: skip
 
 TEXT_ARRAY = ColumnType("array", TEXT)
@@ -146,10 +148,10 @@ _COLUMNS_MODELLED = {
     "table_catalog": TEXT, "table_schema": TEXT, "table_name": TEXT, "column_name": TEXT,
     "ordinal_position": INTEGER, "data_type": TEXT, "is_generated": TEXT, "is_nullable": TEXT,
     "column_default": TEXT, "datetime_precision": INTEGER, "udt_catalog": TEXT, "udt_name": TEXT,
-    "is_identity": BOOLEAN,
+    "is_identity": BOOLEAN, "generation_expression": TEXT,
 }  # fmt: skip
 _COLUMNS_UNMODELLED = frozenset(
-    ("generation_expression", "character_maximum_length", "character_octet_length", "numeric_precision",
+    ("character_maximum_length", "character_octet_length", "numeric_precision",
      "numeric_precision_radix", "numeric_scale", "interval_type", "interval_precision", "character_set_catalog",
      "character_set_schema", "character_set_name", "collation_catalog", "collation_schema", "collation_name",
      "domain_catalog", "domain_schema", "domain_name", "udt_schema", "identity_generation", "identity_start",
@@ -182,15 +184,82 @@ def information_schema_columns(tables: list[Table]) -> Table:
                     "udt_catalog": DB_NAME,
                     "udt_name": column_type.sql_name,
                     "is_identity": False,
+                    # as CrateDB 6.4.3 shows it: date_trunc('month', ts)
+                    "generation_expression": _generation(table.columns[path[0]].generated) if generated else None,
                 }
             )
     return _table("information_schema", "columns", _COLUMNS_MODELLED, docs, unmodelled=_COLUMNS_UNMODELLED)
 
 
+def _generation(generated: tuple[str, str] | None) -> str | None:
+    if generated is None:
+        return None
+    unit, source = generated
+    return f"date_trunc('{unit}', {quote_if_needed(source)})"
+
+
+_TABLES_MODELLED = {
+    "table_catalog": TEXT, "table_schema": TEXT, "table_name": TEXT, "table_type": TEXT,
+    "partitioned_by": TEXT_ARRAY, "number_of_shards": INTEGER, "closed": BOOLEAN,
+}  # fmt: skip
+_TABLES_UNMODELLED = frozenset(
+    ("number_of_replicas", "clustered_by", "blobs_path", "column_policy", "settings", "self_referencing_column_name",
+     "reference_generation", "version")
+)  # fmt: skip
+
+
+def information_schema_tables(tables: list[Table]) -> Table:
+    """One row per user table; ``partitioned_by`` is the list of partition columns, NULL when not partitioned
+    (CrateDB 6.4.3 answered ``["month"]`` for a table PARTITIONED BY (month))."""
+    docs = [
+        {
+            "table_catalog": DB_NAME,
+            "table_schema": table.schema,
+            "table_name": table.name,
+            "table_type": "BASE TABLE",
+            "partitioned_by": [table.partitioned_by] if table.partitioned_by else None,
+            "number_of_shards": table.shards,
+            "closed": False,
+        }
+        for table in tables
+    ]
+    return _table("information_schema", "tables", _TABLES_MODELLED, docs, unmodelled=_TABLES_UNMODELLED)
+
+
+def information_schema_table_partitions(tables: list[Table]) -> Table:
+    """One row per partition of a user table: its ident, ``values`` ({column: value}, a timestamp as epoch ms,
+    as CrateDB 6.4.3 answered them) and, of its settings, ``blocks['write']``."""
+    columns = {
+        "table_schema": TEXT, "table_name": TEXT, "partition_ident": TEXT, "values": OBJECT, "closed": BOOLEAN,
+        "number_of_shards": INTEGER, "settings": OBJECT,
+    }  # fmt: skip
+    keys: dict[tuple[str, ...], ColumnType] = {("settings", "blocks"): OBJECT, ("settings", "blocks", "write"): BOOLEAN}
+    docs = []
+    for table in tables:
+        if table.partitioned_by is None:
+            continue
+        keys[("values", table.partitioned_by)] = table.columns[table.partitioned_by].type
+        for ident, value in sorted(table.partitions.items()):
+            docs.append(
+                {
+                    "table_schema": table.schema,
+                    "table_name": table.name,
+                    "partition_ident": ident,
+                    "values": {table.partitioned_by: value},
+                    "closed": False,
+                    "number_of_shards": table.shards,
+                    "settings": {"blocks": {"write": ident in table.write_blocked}},
+                }
+            )
+    partial = frozenset({("settings",), ("settings", "blocks")})
+    unmodelled = frozenset(("number_of_replicas", "routing_hash_function", "version"))
+    return _table("information_schema", "table_partitions", columns, docs, keys, unmodelled, partial)
+
+
 def check_columns_query(table: Table, where: Expr | None) -> None:
-    """information_schema.columns lists only user tables here, while CrateDB lists its system tables too:
-    a query must pick one user schema with ``table_schema = ...`` so that it cannot miss rows."""
-    if table.fqn != "information_schema.columns":
+    """information_schema.columns and .tables list only user tables here, while CrateDB lists its system
+    tables too: a query must pick one user schema with ``table_schema = ...`` so that it cannot miss rows."""
+    if table.fqn not in ("information_schema.columns", "information_schema.tables"):
         return
     for part in conjuncts(where):
         if isinstance(part, Cmp) and part.op == "=":
@@ -199,6 +268,6 @@ def check_columns_query(table: Table, where: Expr | None) -> None:
             value = next((s for s in sides if isinstance(s, Lit)), None)
             if column is not None and column.path == ("table_schema",) and value is not None:
                 if value.value in ("sys", "information_schema", "pg_catalog"):
-                    raise not_in_double(f"information_schema.columns of the {value.value} tables")
+                    raise not_in_double(f"{table.fqn} of the {value.value} tables")
                 return
-    raise not_in_double("information_schema.columns without a condition table_schema = <a user schema>")
+    raise not_in_double(f"{table.fqn} without a condition table_schema = <a user schema>")

@@ -28,11 +28,17 @@ from cratedb_export_testbed.standin.errors import (
     schema_unknown,
     similar,
     sql_parse,
+    write_blocked,
 )
 
 BUILTIN_SCHEMAS = {"doc", "sys", "information_schema", "pg_catalog", "blob"}
-# The system columns every CrateDB user table has (SysColumns); the double models none of them.
+# The system columns every CrateDB user table has (SysColumns); the double models only _seq_no and _primary_term.
 SYSTEM_COLUMNS = frozenset(("_id", "_doc", "_raw", "_score", "_version", "_seq_no", "_primary_term", "_docid"))
+# Every write of a row (INSERT, UPDATE, COPY FROM) gives it the next _seq_no. CrateDB numbers per shard (and
+# per partition); the double numbers per table, which is faithful for what readers rely on: a row written
+# again gets a higher number, so a day's sum(_seq_no) and max(_seq_no) change. _primary_term is 1 (no
+# primary ever failed over).
+SEQUENCE_COLUMNS = ("_seq_no", "_primary_term")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,11 @@ class StoredRow:
     partition: str | None  # partition ident, None for a non-partitioned table
     shard: int
     doc: dict[str, Any]
+    seq_no: int = 0
+
+    def view(self) -> dict[str, Any]:
+        """The row as a query naming _seq_no or _primary_term reads it."""
+        return {**self.doc, "_seq_no": self.seq_no, "_primary_term": 1}
 
 
 def partition_ident(values: list[str | None]) -> str:
@@ -92,6 +103,7 @@ class Table:
     object_keys: dict[tuple[str, ...], ColumnType] = field(default_factory=dict)
     rows: list[StoredRow] = field(default_factory=list)
     partitions: dict[str, Any] = field(default_factory=dict)  # ident -> partition value
+    write_blocked: set[str] = field(default_factory=set)  # idents of partitions with "blocks.write" = true
     # information_schema.columns.ordinal_position of every column and object key, as CrateDB numbers
     # them: the CREATE TABLE columns 1..n in order, then each column or key added later the next number.
     positions: dict[tuple[str, ...], int] = field(default_factory=dict)
@@ -104,6 +116,7 @@ class Table:
     # and the stored rows by their key values.
     primary_key: tuple[str, ...] = ()
     by_key: dict[tuple[Any, ...], StoredRow] = field(default_factory=dict)
+    last_seq_no: int = -1  # the table's sequence (SEQUENCE_COLUMNS): CrateDB's first _seq_no is 0
 
     def __post_init__(self) -> None:
         for name in self.columns:
@@ -124,6 +137,9 @@ class Table:
         known = column.type if column else None
         if known is not None and len(path) > 1:
             known = self.object_keys.get(path) if column.type.kind == "object" else None
+        user_table = self.schema not in ("sys", "information_schema")
+        if known is None and len(path) == 1 and path[0] in SEQUENCE_COLUMNS and user_table:
+            return coltypes.BIGINT
         if known is None:
             name = path[0] + "".join(f"['{key}']" for key in path[1:])
             if path[0] in SYSTEM_COLUMNS and self.schema not in ("sys", "information_schema"):
@@ -207,26 +223,41 @@ class Table:
             if key is not None:
                 self.by_key[key] = row
 
+    def check_writable(self, doc: dict[str, Any]) -> str | None:
+        """The row's partition ident (None: not partitioned); ClusterBlockException (4035) when writes into
+        that partition are blocked, as CrateDB refuses INSERT, UPDATE and COPY FROM there."""
+        if self.partitioned_by is None:
+            return None
+        ident = partition_ident([partition_string(doc.get(self.partitioned_by))])
+        if ident in self.write_blocked:
+            raise write_blocked()
+        return ident
+
     def store(self, row_id: str, doc: dict[str, Any], overwrite: bool = False) -> None:
         """Keep a row; with a primary key a row with the same key is ``DuplicateKeyException`` (4091), or,
         with ``overwrite`` (COPY FROM's ``overwrite_duplicates``), replaced in place."""
+        ident = self.check_writable(doc)
         key = self.key_of(doc)
         if key is not None and key in self.by_key:
             if not overwrite:
                 raise duplicate_key()
             self.by_key[key].doc = doc
+            self.written(self.by_key[key])
             return
-        ident = None
-        if self.partitioned_by is not None:
-            value = doc.get(self.partitioned_by)
-            ident = partition_ident([partition_string(value)])
-            self.partitions.setdefault(ident, value)
+        if ident is not None:
+            self.partitions.setdefault(ident, doc.get(self.partitioned_by or ""))
         digest = hashlib.blake2b(row_id.encode(), digest_size=8).digest()
         shard = int.from_bytes(digest, "big") % self.shards
         row = StoredRow(row_id, ident, shard, doc)
+        self.written(row)
         self.rows.append(row)
         if key is not None:
             self.by_key[key] = row
+
+    def written(self, row: StoredRow) -> None:
+        """A write of the row: its next sequence number (SEQUENCE_COLUMNS)."""
+        self.last_seq_no += 1
+        row.seq_no = self.last_seq_no
 
 
 class Catalog:
