@@ -106,6 +106,11 @@ def test_dg_lists_scaffolds_checks_and_lists_two_clusters(tmp_path):
         "yesterday_landed_analytics_schedule",
         "yesterday_landed_sales_schedule",
     }
+    # Each cluster reconciles its own exports' late rows.
+    assert {s["name"] for s in listed_defs["sensors"]} == {
+        "reconcile_cratedb_exports_analytics",
+        "reconcile_cratedb_exports_sales",
+    }
     sources = {a["asset_key"]: a["source"] for a in listed_defs["assets"]}
     assert sources["cratedb_export/sales/doc/metrics"].endswith("defs/sales/defs.yaml:1"), sources
 

@@ -31,9 +31,9 @@ from cratedb_export.core.errors import (
 from cratedb_export.core.formats import column_schema, staging_directory
 from cratedb_export.core.lease import DayLeases, Holder
 from cratedb_export.core.schema import SourceTable, read_source_table
-from cratedb_export.core.source import SourceCounts
+from cratedb_export.core.source import Digest, SourceCounts, SourceDigests
 from cratedb_export.core.statement import copy_statement
-from cratedb_export.core.storage import LEASE, MANIFEST, ObjectStore, RunListing, StoredObject
+from cratedb_export.core.storage import DELETION_RECORD, LEASE, MANIFEST, ObjectStore, RunListing, StoredObject
 from cratedb_export.core.target import DayDirectory, S3Access, target_uri
 from cratedb_export.core.verification import check_counts, check_only_own_files
 from cratedb_export.core.window import DayWindow
@@ -67,6 +67,8 @@ class DayExport:
     removed_before: int = 0
     crate_version: str = "unknown"
     columns: tuple = ()  # (name, CrateDB type) of the exported columns, as read when the run started
+    # Read before the COPY (a write in between only makes reconcile export the day again); None: not read.
+    source_digest: Digest | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -98,6 +100,7 @@ class DayExport:
             "verification": self.spec.verify,
             "files": [f.__dict__ for f in self.files],
             "totals": {**self.verified_counts, "files": len(self.files), "bytes": self.total_bytes},
+            "source_digest": self.source_digest.as_json() if self.source_digest else None,
             "crate_version": self.crate_version,
             "copy_answer": self.copy_recovered or "answered",
             "exporter_version": __version__,
@@ -108,10 +111,12 @@ class DayExport:
 
 @dataclass(frozen=True)
 class TableBatch:
-    """What the days of one table in one run share: the source is counted, and S3 listed, once for all."""
+    """What the days of one table in one run share: the source is counted (and its digests read), and S3
+    listed, once for all."""
 
     source: SourceCounts
     listing: RunListing
+    digests: SourceDigests | None = None
 
 
 @dataclass
@@ -120,6 +125,10 @@ class ExportRun:
     cluster's version and jobs settings, each table's columns (or why it cannot be exported), the leases.
 
     `copy_slots` bounds the COPYs in flight across threads; clearing and verifying are not bounded by it.
+
+    `on_step(what, step)` is a progress seam, called with "<table> <day>" at each step boundary of a day:
+    "leased", "cleared", "copy_sent" (the COPY is sent right after it returns), "verified", "manifest_written",
+    "marked". It only observes; the kill tests (cratedb_export_tests/test_killed.py) stop a run there.
     """
 
     crate: CrateDB
@@ -132,6 +141,7 @@ class ExportRun:
     retry: RetryPolicy = RetryPolicy()
     copy_slots: AbstractContextManager | None = None
     sleep: Callable[[float], None] = time.sleep
+    on_step: Callable[[str, str], None] = lambda what, step: None
 
     @classmethod
     def start(
@@ -143,6 +153,7 @@ class ExportRun:
         log: Callable[[str], None] = lambda _: None,
         retry: RetryPolicy | None = None,
         max_wait: float = 3600.0,
+        on_step: Callable[[str, str], None] = lambda what, step: None,
     ) -> ExportRun:
         crate, access = connected.crate, connected.access
         cluster = read_cluster(crate, log)
@@ -170,6 +181,7 @@ class ExportRun:
             ),
             retry=retry or RetryPolicy(),
             copy_slots=connected.copy_slots,
+            on_step=on_step,
         )
 
     def table(self, spec: ExportSpec) -> SourceTable:
@@ -186,7 +198,11 @@ class ExportRun:
             by_month.setdefault((day.year, day.month), []).append(spec.directory_for(day))
         found = self.tables[spec.table]
         table = found if isinstance(found, SourceTable) else SourceTable.assumed(spec)
-        return TableBatch(SourceCounts(table, days, self.crate, log), RunListing(self.store, list(by_month.values())))
+        return TableBatch(
+            SourceCounts(table, days, self.crate, log),
+            RunListing(self.store, list(by_month.values())),
+            SourceDigests(table, days, self.crate, log),
+        )
 
     def export_day(
         self, spec: ExportSpec, day: date, log: Callable[[str], None] = lambda _: None, batch: TableBatch | None = None
@@ -226,19 +242,27 @@ def export_day(
     batch = batch or run.batch(spec, [day], log)
 
     with run.leases.hold(spec.table, day, directory, log) as lease:
+        run.on_step(what, "leased")
+        # Read under the lease, never from the run's listing: retention may have deleted the day since then.
+        _refuse_deleted_day(run.store, what, directory, result.display_uri)
         # Listed before the lease was ours? Only trustworthy if nobody else held the day meanwhile.
         listed = None if lease.waited else batch.listing.below(directory)
+        if batch.digests is not None:
+            with clock("digest"):
+                result.source_digest = batch.digests.of(day)
         attempt = 0
         while True:
             attempt += 1
             with clock("clear"):
                 result.removed_before += run.store.clear_directory(directory, listed)
+            run.on_step(what, "cleared")
             listed = None  # a later attempt lists what the failed one left
             tag = CopyTag.new(spec.table, day)
             copy = copy_statement(spec, window, uri, protocol=protocol, comment=tag.comment)
             result.statement = copy.sql
             try:
                 with run.copy_slots or nullcontext(), clock("copy"):
+                    run.on_step(what, "copy_sent")
                     outcome = run.copies.run(copy, tag, what=f"COPY of {what}", rotate=attempt > 1, log=log)
                 break
             except CopyOutcomeUnknown:
@@ -259,10 +283,29 @@ def export_day(
         if spec.format == "parquet":
             with clock("parquet"):
                 _to_parquet(run, spec, directory, result)
+        run.on_step(what, "verified")
         with clock("mark"):
             run.store.put_json(directory, MANIFEST, result.manifest())
+            run.on_step(what, "manifest_written")
             run.store.put_marker(directory)
+        run.on_step(what, "marked")
     return result
+
+
+def _refuse_deleted_day(store: ObjectStore, what: str, directory: DayDirectory, where: str) -> None:
+    """A day retention deleted from CrateDB (or is deleting) is never exported again: clearing its directory
+    would destroy the only copy of its rows (docs/retention.md)."""
+    record = store.read_json(directory, DELETION_RECORD)
+    if record is None:
+        return
+    state, at = record.get("state", "deleted"), record.get("deleted_at") or record.get("decided_at") or "unknown"
+    how = "was deleted from CrateDB by retention at" if state == "deleted" else "is being deleted by retention since"
+    raise PermanentError(
+        f"{what} {how} {at} ({where}{DELETION_RECORD}); its archive in {where} is the only copy of its rows, so it "
+        "is not exported again (nothing was changed). To get the rows back into CrateDB, restore the day with "
+        "the job restore_cratedb_days into the source table (docs/restore.md)"
+        + ("" if state == "deleted" else "; run retain_cratedb_days to finish the deletion")
+    )
 
 
 def _verify(

@@ -66,10 +66,13 @@ def hourly_count_statement(spec: ExportSpec, first: DayWindow, last: DayWindow) 
 
     Same predicate as the COPY over the whole span, so CrateDB prunes partitions just the same.
     """
+    return _hourly(spec, first, last, 'count(*) AS "rows"')
+
+
+def _hourly(spec: ExportSpec, first: DayWindow, last: DayWindow, aggregates: str) -> Statement:
     hour = f"date_trunc('hour', {quote_ident(spec.timestamp_column)})"
     sql = (
-        f'SELECT {hour} AS "hour", count(*) AS "rows" FROM {qualified_table(spec)} '
-        f"WHERE {window_predicate(spec)} GROUP BY 1"
+        f'SELECT {hour} AS "hour", {aggregates} FROM {qualified_table(spec)} WHERE {window_predicate(spec)} GROUP BY 1'
     )
     return Statement(sql, (first.start_ms, last.end_ms))
 
@@ -153,10 +156,72 @@ def copy_from_statement(spec: ExportSpec, uris: Sequence[str], *, gzip: bool, pr
     return Statement(f"COPY {qualified_table(spec)} FROM ?{with_clause} RETURN SUMMARY", (list(uris),))
 
 
-def delete_window_statement(spec: ExportSpec, window: DayWindow) -> Statement:
-    sql = f"DELETE FROM {qualified_table(spec)} WHERE {window_predicate(spec)}"
+def delete_window_statement(spec: ExportSpec, window: DayWindow, *, comment: str = "") -> Statement:
+    """Delete the rows of a day's window; `comment` (retention's) ends the text, to be found in sys.jobs."""
+    tail = f" {comment}" if comment else ""
+    sql = f"DELETE FROM {qualified_table(spec)} WHERE {window_predicate(spec)}{tail}"
     return Statement(sql, (window.start_ms, window.end_ms))
 
 
 def refresh_statement(spec: ExportSpec) -> Statement:
     return Statement(f"REFRESH TABLE {qualified_table(spec)}", ())
+
+
+# -- retention: deleting proven days from CrateDB -------------------------------------------------------
+
+
+def partitioned_by_statement(spec: ExportSpec) -> Statement:
+    """The table's partition columns (information_schema.tables.partitioned_by; NULL: not partitioned)."""
+    sql = 'SELECT "partitioned_by" FROM "information_schema"."tables" WHERE "table_schema" = ? AND "table_name" = ?'
+    return Statement(sql, (spec.schema_name, spec.table_name))
+
+
+def generated_columns_statement(spec: ExportSpec) -> Statement:
+    """The table's generated columns and their expressions, e.g. `date_trunc('month', ts)`."""
+    sql = (
+        'SELECT "column_name", "generation_expression" FROM "information_schema"."columns" '
+        'WHERE "table_schema" = ? AND "table_name" = ? AND "is_generated" = ?'
+    )
+    return Statement(sql, (spec.schema_name, spec.table_name, "ALWAYS"))
+
+
+def partitions_statement(spec: ExportSpec) -> Statement:
+    """The table's partitions: ident, values ({column: value}, epoch ms for timestamps), write-blocked or not."""
+    sql = (
+        'SELECT "partition_ident", "values", "settings"[\'blocks\'][\'write\'] '
+        'FROM "information_schema"."table_partitions" WHERE "table_schema" = ? AND "table_name" = ?'
+    )
+    return Statement(sql, (spec.schema_name, spec.table_name))
+
+
+def partition_write_block_statement(spec: ExportSpec, column: str, value: object, *, blocked: bool) -> Statement:
+    """Block (or allow again) writes into one partition; CrateDB then refuses INSERT, UPDATE and COPY FROM
+    there with ClusterBlockException (4035), while a DELETE of the whole partition still drops it."""
+    change = 'SET ("blocks.write" = true)' if blocked else 'RESET ("blocks.write")'
+    sql = f"ALTER TABLE {qualified_table(spec)} PARTITION ({quote_ident(column)} = ?) {change}"
+    return Statement(sql, (value,))
+
+
+def delete_partition_statement(spec: ExportSpec, column: str, value: object, *, comment: str = "") -> Statement:
+    """Drop one partition whole: a DELETE whose only condition is on the partition column (answers -1)."""
+    tail = f" {comment}" if comment else ""
+    return Statement(f"DELETE FROM {qualified_table(spec)} WHERE {quote_ident(column)} = ?{tail}", (value,))
+
+
+# -- reconciling archived days with the source ---------------------------------------------------------
+
+# A day's fingerprint besides its count: every write of a row (insert, update, COPY FROM) gives it the next
+# _seq_no of its shard, so an UPDATE in place or a delete plus an insert changes the day's sum and max of
+# _seq_no even when its count stays (observed on CrateDB 6.4.3: one UPDATE, sum 144 → 338, max 12 → 195).
+_DIGEST = 'count(*) AS "rows", sum("_seq_no") AS "seq_no_sum", max("_seq_no") AS "seq_no_max"'
+
+
+def digest_statement(spec: ExportSpec, window: DayWindow) -> Statement:
+    """The day's source digest: its rows, and the sum and max of their _seq_no, with the COPY's predicate."""
+    sql = f"SELECT {_DIGEST} FROM {qualified_table(spec)} WHERE {window_predicate(spec)}"
+    return Statement(sql, (window.start_ms, window.end_ms))
+
+
+def hourly_digest_statement(spec: ExportSpec, first: DayWindow, last: DayWindow) -> Statement:
+    """The digests of the days first..last at once, per UTC hour, like hourly_count_statement."""
+    return _hourly(spec, first, last, _DIGEST)

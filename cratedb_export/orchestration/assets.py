@@ -34,7 +34,6 @@ from dagster import (
 from cratedb_export.core.config import ExportSpec
 from cratedb_export.core.errors import VerificationError
 from cratedb_export.core.fanout import export_days
-from cratedb_export.core.lease import Holder
 from cratedb_export.core.schema import SourceTable
 from cratedb_export.orchestration.checks import (
     CHECK,
@@ -58,7 +57,8 @@ from cratedb_export.orchestration.lineage import exported_schema, source_key, so
 from cratedb_export.orchestration.metadata import day_metadata
 from cratedb_export.orchestration.names import DEFAULT_NAMES, POOL, ExportNames
 from cratedb_export.orchestration.partitions import backfill_policy, partitions_for
-from cratedb_export.orchestration.resource import CrateDBExportResource
+from cratedb_export.orchestration.reconcile import REASON_TAG
+from cratedb_export.orchestration.resource import CrateDBExportResource, run_holder
 
 GROUP = "cratedb_exports"
 __all__ = ["POOL", "build_export_assets"]
@@ -151,7 +151,7 @@ def _run_exports(
     landed_at: dict[AssetKey, dict[date, datetime | None]] = defaultdict(dict)
     checks = DayChecks(context.instance, context.run.run_id)
     selected_checks = context.selected_asset_check_keys
-    run = cratedb.start_run(specs, _holder(context), context.log.warning)
+    run = cratedb.start_run(specs, run_holder(context), context.log.warning)
     # The tables' columns, read by start_run from information_schema: an observation of each CrateDB table
     # (lineage.py), and the exported columns on every day's materialization.
     exported: dict[str, TableSchema] = {}
@@ -175,6 +175,8 @@ def _run_exports(
                     protocol=cratedb.s3_protocol,
                     columns=exported.get(spec.table),
                 )
+                if reason := context.run.tags.get(REASON_TAG):  # requested by the reconcile sensor
+                    metadata["reconciled_because"] = MetadataValue.text(reason)
                 yield AssetMaterialization(asset_key=key, partition=day.isoformat(), metadata=metadata)
                 if AssetCheckKey(key, CHECK) in selected_checks:
                     checks.add(key, day, outcome.export.verified_counts, passed=True)
@@ -246,14 +248,3 @@ def _judge_from_instance(context: AssetExecutionContext, by_key: dict[AssetKey, 
             yield recorded_day_evaluation(instance, check_key.asset_key, day, partition)
     for check_key in sorted(context.selected_asset_check_keys, key=str):
         yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key))
-
-
-def _holder(context: AssetExecutionContext) -> Holder:
-    """This run, and how to tell whether the run holding a day's lease is still going."""
-    instance = context.instance
-
-    def is_alive(run_id: str) -> bool:
-        other = instance.get_run_by_id(run_id)
-        return other is not None and not other.is_finished
-
-    return Holder(context.run.run_id, is_alive)

@@ -14,8 +14,10 @@ from cratedb_export.orchestration.assets import build_export_assets
 from cratedb_export.orchestration.freshness import build_deadline_schedules
 from cratedb_export.orchestration.lineage import source_prefix, source_specs
 from cratedb_export.orchestration.names import DEFAULT_NAMES, RESOURCE_KEY, ExportNames
+from cratedb_export.orchestration.reconcile import build_reconcile_sensor
 from cratedb_export.orchestration.resource import CrateDBExportResource
 from cratedb_export.orchestration.restore import build_restore_job
+from cratedb_export.orchestration.retention import build_retention
 from cratedb_export.orchestration.schedules import build_export_schedules
 
 __all__ = ["RESOURCE_KEY", "build_definitions", "export_definitions", "resource_from_env"]
@@ -62,13 +64,17 @@ def export_definitions(
     """
     export_specs = [s.under_key_prefix(names.key_prefix) for s in specs]
     export_assets = build_export_assets(export_specs, names)
+    retention_jobs, retention_schedules = build_retention(export_specs, names)
     return Definitions(
         assets=[*source_specs(export_specs, source_prefix(names)), *export_assets],
         schedules=[
             *build_export_schedules(export_assets, names.job),
             *build_deadline_schedules(export_assets, export_specs, names),
+            *retention_schedules,
         ],
-        jobs=[build_restore_job(export_specs, names)],
+        jobs=[build_restore_job(export_specs, names), *retention_jobs],
+        # Late rows: the days of each export's reconcile window whose source changed are exported again.
+        sensors=[s for s in [build_reconcile_sensor(export_assets, export_specs, names)] if s is not None],
         resources={names.resource_key: resource},
         # One step per run exports all selected tables and days in threads; a step subprocess would only
         # add a Python start-up to every run. (The same executor object in every component, so they merge.)

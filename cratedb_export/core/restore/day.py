@@ -22,11 +22,11 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from cratedb_export.core.archive import ArchivedDay, ArchiveUnproved, read_archived_day
 from cratedb_export.core.config import ExportSpec
 from cratedb_export.core.cratedb import CrateDB
 from cratedb_export.core.errors import ExportError, VerificationError
 from cratedb_export.core.redaction import redact
-from cratedb_export.core.restore.archive import ArchivedDay, RestoreRefused, read_archived_day
 from cratedb_export.core.restore.parquet import staged_as_ndjson
 from cratedb_export.core.statement import (
     columns_statement,
@@ -39,6 +39,11 @@ from cratedb_export.core.statement import (
 )
 from cratedb_export.core.storage import ObjectStore, StoredObject
 from cratedb_export.core.target import DayDirectory, S3Access, target_uri
+
+
+class RestoreRefused(ArchiveUnproved):
+    """A day that cannot be restored as asked; nothing was written. The message says what to do."""
+
 
 Mode = Literal["refuse", "replace", "append"]
 DUPLICATE_KEY = "A document with the same primary key exists already"  # COPY FROM's message, CrateDB 6.4.3
@@ -96,7 +101,7 @@ def plan_day(
     """Everything a day's restore depends on, checked; raises RestoreRefused naming what to change."""
     if mode not in MODES:
         raise RestoreRefused(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    archived = read_archived_day(store, spec, day)
+    archived = read_archived_day(store, spec, day, RestoreRefused)
     if archived.format not in ("json", "parquet"):
         raise RestoreRefused(f"{archived.what} is archived as {archived.format!r}, which this exporter cannot read")
     target = _target_spec(spec, target_table or default_target(spec))
@@ -159,7 +164,7 @@ def restore_day(
         crate.execute(create_table_statement(target, archived.columns), what=f"creating {target.table}", on_retry=log)
     if plan.mode == "replace" and plan.rows_before:
         # Proved again right before deleting: the archive as planned, and no more rows there than it holds.
-        now = read_archived_day(store, archived.spec, archived.day)
+        now = read_archived_day(store, archived.spec, archived.day, RestoreRefused)
         if (now.files, now.rows) != (archived.files, archived.rows):
             raise RestoreRefused(f"{plan.what}: the archive changed since the restore was planned; nothing was deleted")
         _check_replaceable(archived, target.table, _count(crate, target, archived, log))

@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cratedb_export.core.archive import ArchivedDay
 from cratedb_export.core.errors import VerificationError
 from cratedb_export.core.formats.typemap import holds_json_text
-from cratedb_export.core.restore.archive import ArchivedDay
 from cratedb_export.core.storage import ObjectStore, StoredObject
 from cratedb_export.core.target import DayDirectory
 
