@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import AssetExecutionContext, ConfigurableResource, InitResourceContext, OpExecutionContext
 from pydantic import PrivateAttr
 
 from cratedb_export.core.config import ExportSpec
@@ -46,3 +46,14 @@ class CrateDBExportResource(ConfigurableResource, ConnectionSettings):
         return ExportRun.start(
             specs, connected=self._connected, holder=holder, log=log, retry=self.retry, max_wait=self.copy_wait
         )
+
+
+def run_holder(context: AssetExecutionContext | OpExecutionContext) -> Holder:
+    """This run as a lease holder, and how to tell whether the run holding a day's lease is still going."""
+    instance = context.instance
+
+    def is_alive(run_id: str) -> bool:
+        other = instance.get_run_by_id(run_id)
+        return other is not None and not other.is_finished
+
+    return Holder(context.run.run_id, is_alive)
