@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from datetime import date
@@ -11,6 +14,7 @@ from cratedb_export_testbed.support import list_keys
 
 from cratedb_export.core.errors import PermanentError
 from cratedb_export.core.lease import DayLeases, Holder
+from cratedb_export.core.process import process_gone
 from cratedb_export.core.storage import LEASE, ObjectStore
 from cratedb_export.core.target import DayDirectory, S3Access
 
@@ -96,3 +100,36 @@ def test_clearing_a_day_aborts_unfinished_uploads_and_keeps_the_lease(s3, bucket
         uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
         assert [u["Key"] for u in uploads] == [neighbour.key("t_1_.json")]
     assert list_keys(client, bucket, neighbour.prefix) == [neighbour.key("_SUCCESS"), neighbour.key("t_0_.json")]
+
+
+def _identity_of_a_child(*, keep_running: bool) -> tuple[dict, subprocess.Popen]:
+    """this_process() as recorded by another process, which then exits or keeps running."""
+    code = (
+        "import json, sys, time; from cratedb_export.core.process import this_process; "
+        f"print(json.dumps(this_process()), flush=True); time.sleep({60 if keep_running else 0})"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    return json.loads(child.stdout.readline()), child
+
+
+def test_a_lease_whose_process_is_gone_from_this_machine_is_seen_ended():
+    recorded, child = _identity_of_a_child(keep_running=True)
+    try:
+        assert not process_gone(recorded)  # alive: its run's status decides
+        assert not process_gone({**recorded, "host": "another-host"})  # elsewhere: nothing is concluded
+        assert not process_gone({**recorded, "pid_ns": "pid:[1]"})  # another container's PIDs
+        assert not process_gone({"host": recorded["host"], "pid": recorded["pid"]})  # an older lease
+        assert process_gone({**recorded, "pid_started": "1"})  # the PID now belongs to a newer process
+        child.kill()
+        deadline = time.monotonic() + 10
+        while not process_gone(recorded) and time.monotonic() < deadline:
+            time.sleep(0.05)  # killed, not yet reaped: a zombie has ended too
+        assert process_gone(recorded)
+        child.wait(timeout=10)
+        assert process_gone(recorded)
+    finally:
+        child.kill()
+    ended, finished = _identity_of_a_child(keep_running=False)
+    finished.wait(timeout=30)
+    assert process_gone(ended)

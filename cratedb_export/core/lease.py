@@ -5,12 +5,11 @@ the same day at once. Within a run each table-day is exported once; across runs 
 machines) the day's `_EXPORTING` object is the lock: it is created only if absent (`If-None-Match: *`),
 which S3 decides atomically. A lease whose run has ended is taken over (`If-Match` on its version), but
 only when CrateDB shows no COPY of that day still running, since a COPY outlives the run that sent it.
+A run has ended when its orchestrator says so, or when the lease's process is seen gone from this machine.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from cratedb_export.core.errors import PermanentError
+from cratedb_export.core.process import process_gone, this_process
 from cratedb_export.core.storage import LEASE, ObjectStore
 from cratedb_export.core.target import DayDirectory
 
@@ -79,8 +79,7 @@ class DayLeases:
             "table": table,
             "day": day.isoformat(),
             "since": datetime.now(UTC).isoformat(timespec="seconds"),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
+            **this_process(),
         }
         started, told, waited = self._clock(), -1.0, False
         while True:
@@ -93,7 +92,9 @@ class DayLeases:
                 continue  # released meanwhile: try again at once
             theirs, their_etag = found
             other = str(theirs.get("run_id"))
-            ended = other == self._holder.run_id or not self._holder.is_alive(other)
+            # A run killed outright may still look alive to its orchestrator: its process, seen gone from
+            # this machine, ends it too (core/process.py).
+            ended = other == self._holder.run_id or process_gone(theirs) or not self._holder.is_alive(other)
             if ended and not self._copy_running(table, day):
                 etag = self._store.replace_json(directory, LEASE, mine, their_etag)
                 if etag is not None:
