@@ -201,18 +201,38 @@ def part_core(services: Services, workdir: Path) -> None:
             flush=True,
         )
         walls[label] = result.wall_s if complete else None
+        if result.s3_requests:
+            _print_s3_requests(result, table_days)
+            s3_ms = result.s3_cpu_s / table_days * 1000
+            cpus["S3"] = s3_ms
     after, _ = _the_limit(services, rows, "core-direct-again", "(a)")
     limit = (before.wall_s + after.wall_s) / 2
     for label, wall in walls.items():
         print(f"  {label} / (a): {f'{wall / limit:.2f}x' if wall else 'incomplete'}", flush=True)
     core, dagster = walls["(b0) core"], walls["(b') dagster"]
     extra_cpu = cpus["(b') dagster"] - cpus["(b0) core"]
+    if "S3" in cpus:
+        in_dagster = cpus["(b') dagster"]
+        print(
+            f"  exporter CPU per table-day in (b'), {in_dagster:.1f} ms (target <= 50): Dagster "
+            f"{extra_cpu:.1f} ms ((b') - (b0)), S3 {cpus['S3']:.1f} ms (botocore, in (b0)), ours "
+            f"{cpus['(b0) core'] - cpus['S3']:.1f} ms (the rest of (b0), the CrateDB client included)",
+            flush=True,
+        )
     if core and dagster:
         print(
             f"  Dagster adds {(dagster - core) / table_days * 1000:.1f} ms of wall time and {extra_cpu:.1f} ms of "
             f"exporter CPU per table-day ({dagster / core:.2f}x)",
             flush=True,
         )
+
+
+def _print_s3_requests(result: day_exports.RangeResult, table_days: int) -> None:
+    total = sum(result.s3_requests.values())
+    print(f"  (b0) S3 requests per table-day: {total / table_days:.2f}", flush=True)
+    for operation, count in result.s3_requests.most_common():
+        why = day_exports.S3_REQUEST_WHY.get(operation, "")
+        print(f"    {operation:<22} {count / table_days:5.2f}  {why}", flush=True)
 
 
 def _the_limit(

@@ -212,10 +212,46 @@ def connection(services: Services) -> dict:
 # -- (b0) the core alone: the same range through core.fanout, no Dagster -------------------------------
 
 
+# Why each S3 request of a table-day is made (core/export.py, lease.py, storage.py), for the benchmark's list.
+S3_REQUEST_WHY = {
+    "PutObject": "lease create (If-None-Match), manifest, _SUCCESS",
+    "DeleteObject": "lease release (If-Match on its version)",
+    "DeleteObjects": "clearing: marker and manifest first (always), then what an earlier attempt left",
+    "ListObjectsV2": "the run's listing per table and month (shared), and the day's listing to verify",
+    "ListMultipartUploads": "the run's listing per table and month: unfinished uploads to abort",
+    "GetObject": "read-back of each non-empty data file (verify: read_back), and the deletion record",
+    "HeadObject": "",
+}
+
+
+class S3Requests:
+    """Counts the store's requests by operation, and the CPU botocore spends on them in the calling thread."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.counts: Counter[str] = Counter()
+        self.cpu_s = 0.0
+        self._lock = threading.Lock()
+        self._started = threading.local()
+        events = store._client.meta.events  # the benchmark looks inside; the exporter has no use for this
+        events.register("before-call.s3", self._before)
+        events.register("after-call.s3", self._after)
+
+    def _before(self, model, **_: object) -> None:
+        self._started.cpu = time.thread_time()
+        with self._lock:
+            self.counts[model.name] += 1
+
+    def _after(self, **_: object) -> None:
+        spent = time.thread_time() - getattr(self._started, "cpu", time.thread_time())
+        with self._lock:
+            self.cpu_s += spent
+
+
 def core_range(services: Services, specs: Sequence[ExportSpec]) -> RangeResult:
     """Every table-day through the core's fan-out, as a run's step does it, but with no Dagster around it:
     lease, clear, COPY, verify, manifest and marker per day; no events, no instance."""
     connected = ConnectionSettings(**connection(services)).open()
+    requests = S3Requests(connected.store)
     started = time.perf_counter()
     run = ExportRun.start(specs, connected=connected, holder=Holder("bench-core", lambda _: False))
     done = rows = failed = 0
@@ -230,7 +266,9 @@ def core_range(services: Services, specs: Sequence[ExportSpec]) -> RangeResult:
         rows += outcome.export.exported_rows or 0
         stages["duration_s"] += sum(outcome.export.timings.values())
         stages["copy_duration_s"] += outcome.export.timings.get("copy", 0.0)
-    return RangeResult(time.perf_counter() - started, failed == 0, done, rows, stages)
+    result = RangeResult(time.perf_counter() - started, failed == 0, done, rows, stages)
+    result.s3_requests, result.s3_cpu_s = requests.counts, requests.cpu_s
+    return result
 
 
 # -- (b) our range backfill: one run over all assets and days --------------------------------------------
@@ -247,6 +285,8 @@ class RangeResult:
     # Where the run's wall time went, from the run's event log: before the step started, and the step.
     phase_s: dict[str, float] = field(default_factory=dict)
     events: Counter[str] = field(default_factory=Counter)  # stored events by type
+    s3_requests: Counter[str] = field(default_factory=Counter)  # (b0) only: S3 requests by operation
+    s3_cpu_s: float = 0.0  # (b0) only: botocore's CPU in the threads that made them
 
 
 def range_backfill(

@@ -167,6 +167,14 @@ def test_a_proved_month_is_dropped_whole_and_a_month_with_unarchived_rows_loses_
     assert _record(s3, bucket, name, FEB20) is None and _record(s3, bucket, name, MAR2) is None
     # The archive itself is untouched.
     assert f"{name}-{JAN3.isoformat()}/{SUCCESS}" in list_keys(s3.client(), bucket, f"{name}-{JAN3.isoformat()}/")
+    # Also in a range run that reads the run-wide listing, with retention since turned off: the record shows.
+    without = {k: v for k, v in spec.items() if k != "retention"}
+    ranged = run_export([without], instance, partition_range=(JAN3.isoformat(), (JAN3 + timedelta(days=1)).isoformat()))
+    assert not ranged.success and f"doc.{name} {JAN3} was deleted from CrateDB by retention at" in failure_message(
+        ranged
+    )
+    assert _record(s3, bucket, name, JAN3)["state"] == "deleted"
+    assert f"{name}-{JAN3.isoformat()}/{SUCCESS}" in list_keys(s3.client(), bucket, f"{name}-{JAN3.isoformat()}/")
 
     observed = _observed(instance, name)
     assert set(observed) == {JAN3.isoformat(), JAN17.isoformat(), FEB5.isoformat()}

@@ -30,6 +30,7 @@ from cratedb_export.core.errors import (
 )
 from cratedb_export.core.formats import column_schema, staging_directory
 from cratedb_export.core.lease import DayLeases, Holder
+from cratedb_export.core.retention.plan import may_be_deleted
 from cratedb_export.core.schema import SourceTable, read_source_table
 from cratedb_export.core.source import Digest, SourceCounts, SourceDigests
 from cratedb_export.core.statement import copy_statement
@@ -243,10 +244,12 @@ def export_day(
 
     with run.leases.hold(spec.table, day, directory, log) as lease:
         run.on_step(what, "leased")
-        # Read under the lease, never from the run's listing: retention may have deleted the day since then.
-        _refuse_deleted_day(run.store, what, directory, result.display_uri)
-        # Listed before the lease was ours? Only trustworthy if nobody else held the day meanwhile.
-        listed = None if lease.waited else batch.listing.below(directory)
+        # Listed before the lease was ours? Only trustworthy if nobody else held the day meanwhile, and if
+        # this export's retention cannot have deleted the day since (it only deletes days past keep_days).
+        listed = None if lease.waited or may_be_deleted(spec, day) else batch.listing.below(directory)
+        if listed is None:
+            listed = run.store.list_with_uploads(directory)  # under the lease: what is there now
+        _refuse_deleted_day(run.store, what, directory, listed, result.display_uri)
         if batch.digests is not None:
             with clock("digest"):
                 result.source_digest = batch.digests.of(day)
@@ -292,12 +295,14 @@ def export_day(
     return result
 
 
-def _refuse_deleted_day(store: ObjectStore, what: str, directory: DayDirectory, where: str) -> None:
+def _refuse_deleted_day(
+    store: ObjectStore, what: str, directory: DayDirectory, listed: list[StoredObject], where: str
+) -> None:
     """A day retention deleted from CrateDB (or is deleting) is never exported again: clearing its directory
-    would destroy the only copy of its rows (docs/retention.md)."""
-    record = store.read_json(directory, DELETION_RECORD)
-    if record is None:
+    would destroy the only copy of its rows (docs/retention.md). Read only when the listing shows it."""
+    if directory.key(DELETION_RECORD) not in {o.key for o in listed}:
         return
+    record = store.read_json(directory, DELETION_RECORD) or {}
     state, at = record.get("state", "deleted"), record.get("deleted_at") or record.get("decided_at") or "unknown"
     how = "was deleted from CrateDB by retention at" if state == "deleted" else "is being deleted by retention since"
     raise PermanentError(

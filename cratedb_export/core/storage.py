@@ -114,6 +114,12 @@ class ObjectStore:
             for u in page.get("Uploads", ()):
                 yield StoredObject(u["Key"], 0, upload_id=u["UploadId"])
 
+    def list_with_uploads(self, directory: DayDirectory) -> list[StoredObject]:
+        """Every object below the directory, and every multipart upload begun there and never completed."""
+        with _s3_errors(f"listing {directory.display_uri()}"):
+            bucket, prefix = directory.bucket, directory.prefix
+            return [*self._list(bucket, prefix), *self._uploads(bucket, prefix)]
+
     def clear_directory(self, directory: DayDirectory, listed: list[StoredObject] | None = None) -> int:
         """Delete what an earlier attempt left, unfinished multipart uploads included; the marker and the
         manifest go first, and always (even when the listing did not show them), so no reader trusts half a day.
@@ -122,9 +128,7 @@ class ObjectStore:
         Only call this while holding the day's lease: an upload in progress would be aborted too.
         """
         if listed is None:
-            with _s3_errors(f"listing {directory.display_uri()}"):
-                bucket, prefix = directory.bucket, directory.prefix
-                listed = [*self._list(bucket, prefix), *self._uploads(bucket, prefix)]
+            listed = self.list_with_uploads(directory)
         lease = directory.key(LEASE)
         objects = [o for o in listed if o.key.startswith(directory.prefix) and o.key != lease]
         uploads = [o for o in objects if o.upload_id]
