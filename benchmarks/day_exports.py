@@ -216,10 +216,10 @@ def connection(services: Services) -> dict:
 S3_REQUEST_WHY = {
     "PutObject": "lease create (If-None-Match), manifest, _SUCCESS",
     "DeleteObject": "lease release (If-Match on its version)",
-    "DeleteObjects": "clearing: marker and manifest first (always), then what an earlier attempt left",
+    "DeleteObjects": "clearing: marker and manifest first (always after a run-wide listing), then leftovers",
     "ListObjectsV2": "the run's listing per table and month (shared), and the day's listing to verify",
     "ListMultipartUploads": "the run's listing per table and month: unfinished uploads to abort",
-    "GetObject": "read-back of each non-empty data file (verify: read_back), and the deletion record",
+    "GetObject": "read-back of each non-empty data file (verify: read_back); a deletion record only where listed",
     "HeadObject": "",
 }
 

@@ -44,3 +44,19 @@ def test_one_listing_finds_exactly_each_directorys_objects(s3, bucket):
     listing = RunListing(_store(s3), [directories[:2], directories[2:]])
     assert [o.key for o in listing.below(directories[3]) or []] == ["t-2024-05-13/t_3_.json"]
     assert RunListing(_store(s3), [directories[:1]]).below(directories[0]) is None
+
+
+def test_clearing_trusts_a_listing_taken_under_the_lease_and_never_a_run_wide_one(s3, bucket):
+    """A current listing of an empty directory costs no delete; a run-wide one (taken before the lease) always
+    removes the marker and manifest, which another run may have written since."""
+    store = _store(s3)
+    sent: list[str] = []
+    store._client.meta.events.register("before-call.s3", lambda model, **_: sent.append(model.name))
+    directory = DayDirectory(bucket, "clear-2024-05-10/")
+
+    assert store.clear_directory(directory, [], current=True) == 0
+    assert sent == []
+    s3.client().put_object(Bucket=bucket, Key=directory.key("_SUCCESS"), Body=b"")
+    assert store.clear_directory(directory, []) == 0  # stale: shows nothing, yet the marker goes
+    assert sent == ["DeleteObjects"]
+    assert "Contents" not in s3.client().list_objects_v2(Bucket=bucket, Prefix=directory.prefix)

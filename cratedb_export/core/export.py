@@ -247,6 +247,7 @@ def export_day(
         # Listed before the lease was ours? Only trustworthy if nobody else held the day meanwhile, and if
         # this export's retention cannot have deleted the day since (it only deletes days past keep_days).
         listed = None if lease.waited or may_be_deleted(spec, day) else batch.listing.below(directory)
+        current = listed is None
         if listed is None:
             listed = run.store.list_with_uploads(directory)  # under the lease: what is there now
         _refuse_deleted_day(run.store, what, directory, listed, result.display_uri)
@@ -257,7 +258,7 @@ def export_day(
         while True:
             attempt += 1
             with clock("clear"):
-                result.removed_before += run.store.clear_directory(directory, listed)
+                result.removed_before += run.store.clear_directory(directory, listed, current=current)
             run.on_step(what, "cleared")
             listed = None  # a later attempt lists what the failed one left
             tag = CopyTag.new(spec.table, day)

@@ -120,15 +120,18 @@ class ObjectStore:
             bucket, prefix = directory.bucket, directory.prefix
             return [*self._list(bucket, prefix), *self._uploads(bucket, prefix)]
 
-    def clear_directory(self, directory: DayDirectory, listed: list[StoredObject] | None = None) -> int:
+    def clear_directory(
+        self, directory: DayDirectory, listed: list[StoredObject] | None = None, *, current: bool = False
+    ) -> int:
         """Delete what an earlier attempt left, unfinished multipart uploads included; the marker and the
         manifest go first, and always (even when the listing did not show them), so no reader trusts half a day.
 
         `listed` is what a run-wide listing found below the directory; without it the directory is listed.
-        Only call this while holding the day's lease: an upload in progress would be aborted too.
+        `current` says `listed` was taken under the day's lease, so it is what is there: nothing to delete then
+        means no request. Only call this while holding the day's lease: an upload in progress would be aborted too.
         """
         if listed is None:
-            listed = self.list_with_uploads(directory)
+            listed, current = self.list_with_uploads(directory), True
         lease = directory.key(LEASE)
         objects = [o for o in listed if o.key.startswith(directory.prefix) and o.key != lease]
         uploads = [o for o in objects if o.upload_id]
@@ -136,6 +139,8 @@ class ObjectStore:
         # run may have exported the day since; its marker and manifest must not outlive this attempt's COPY.
         # (Its data files have the names this COPY writes, or show up as strays when the day is verified.)
         first = [directory.key(SUCCESS), directory.key(MANIFEST)]
+        if current:
+            first = [key for key in first if key in {o.key for o in objects}]
         keys = sorted({o.key for o in objects if not o.upload_id} - set(first))
         doing = f"clearing {directory.display_uri()}"
         self._delete_keys(directory, first, doing)  # one request, before anything else goes
