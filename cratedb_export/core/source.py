@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, ClassVar
 
+from cratedb_export.core.config import ExportSpec
 from cratedb_export.core.cratedb import CrateDB
 from cratedb_export.core.errors import ExportError
 from cratedb_export.core.schema import SourceTable
@@ -32,6 +33,12 @@ from cratedb_export.core.statement import (
     hourly_digest_statement,
 )
 from cratedb_export.core.window import DayWindow
+
+
+def count_window(crate: CrateDB, spec: ExportSpec, window: DayWindow, log: Callable[[str], None]) -> int:
+    """The table's rows in one day's window, with the COPY's own predicate."""
+    what = f"counting {spec.table} {window.day.isoformat()}"
+    return int(crate.execute(count_statement(spec, window), what=what, on_retry=log).rows[0][0])
 
 
 class SourceCounts:
@@ -58,9 +65,7 @@ class SourceCounts:
         return self.count_day(window)
 
     def count_day(self, window: DayWindow) -> int:
-        what = f"counting {self._spec.table} {window.day.isoformat()}"
-        reply = self._crate.execute(count_statement(self._spec, window), what=what, on_retry=self._log)
-        return int(reply.rows[0][0])
+        return count_window(self._crate, self._spec, window, self._log)
 
     def day_counts(self, days: Iterable[date]) -> dict[date, int]:
         """Each day's rows now: from the grouped count where it covers the day, else counted on its own

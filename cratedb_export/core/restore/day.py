@@ -28,10 +28,10 @@ from cratedb_export.core.cratedb import CrateDB
 from cratedb_export.core.errors import ExportError, VerificationError
 from cratedb_export.core.redaction import redact
 from cratedb_export.core.restore.parquet import staged_as_ndjson
+from cratedb_export.core.source import count_window
 from cratedb_export.core.statement import (
     columns_statement,
     copy_from_statement,
-    count_statement,
     create_table_statement,
     ddl_type,
     delete_window_statement,
@@ -268,10 +268,7 @@ def _lines(detail: Any) -> str:
 
 
 def _count(crate: CrateDB, target: ExportSpec, archived: ArchivedDay, log: Callable[[str], None]) -> int:
-    reply = crate.execute(
-        count_statement(target, archived.window), what=f"counting {archived.day} in {target.table}", on_retry=log
-    )
-    return int(reply.rows[0][0])
+    return count_window(crate, target, archived.window, log)
 
 
 def _check_creatable(archived: ArchivedDay, table: str) -> None:

@@ -45,9 +45,8 @@ from cratedb_export.core.retention.record import (
     now,
 )
 from cratedb_export.core.schema import SourceTable, read_source_table
-from cratedb_export.core.source import SourceCounts
+from cratedb_export.core.source import SourceCounts, count_window
 from cratedb_export.core.statement import (
-    count_statement,
     delete_partition_statement,
     delete_window_statement,
     jobs_lookup_statement,
@@ -489,8 +488,7 @@ class _Work:
         self.crate.execute(refresh_statement(self.spec), what=f"refreshing {self.spec.table}", on_retry=self.log)
 
     def _count(self, window: DayWindow) -> int:
-        what = f"counting {self.spec.table} {window.day.isoformat()}"
-        return int(self.crate.execute(count_statement(self.spec, window), what=what, on_retry=self.log).rows[0][0])
+        return count_window(self.crate, self.spec, window, self.log)
 
     def _counts(self, partition: PartitionRef) -> dict[date, int]:
         days = [
