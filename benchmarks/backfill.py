@@ -35,6 +35,8 @@ from cratedb_export_testbed.support import SUBSET_PLANNED_EVENTS
 from report import check, failed, heading, say
 from services import Services, running_services, temporary_workdir
 
+from cratedb_export.orchestration.assets import GROUP_TABLES
+
 
 def part_1(services: Services, workdir: Path) -> None:
     heading(
@@ -227,6 +229,80 @@ def part_core(services: Services, workdir: Path) -> None:
         )
 
 
+GROUP_DAYS = 9  # days of the groups range: 2 groups x 50 tables x 9 days, about as many table-days as --only core
+DAILY_TABLES = 1000
+
+
+def part_groups(services: Services, workdir: Path) -> None:
+    """Issue 16, item 3: a range of two table groups in one process, and over the cores as the CLI runs it."""
+    tables = 2 * GROUP_TABLES
+    day_exports.use_shape(tables, GROUP_DAYS)
+    table_days = tables * GROUP_DAYS
+    heading(f"Range runs across cores: {tables} tables (2 groups) x {GROUP_DAYS} days = {table_days:,} table-days")
+    rows = day_exports.load_tables(services.crate_url)
+    for name in ("groups-direct", "groups-one", "groups-cores", "groups-direct-again"):
+        services.s3.create_bucket(day_exports.BUCKETS[name])
+    before, _ = _the_limit(services, rows, "groups-direct", "(a)")
+    walls: dict[str, float | None] = {}
+    for label in ("(b') one process", "(b') over the cores"):
+        say(f"{label}: the range")
+        specs = day_exports.specs_for(day_exports.BUCKETS["groups-one" if "one" in label else "groups-cores"])
+        cpu_before = services.cpu_seconds()
+        if "one" in label:  # execute_in_process: the groups' steps one after the other in this process
+            home = workdir / "groups-one"
+            home.mkdir()
+            result = day_exports.range_backfill(services, specs, home, subset_planned_events=True)
+            processes = 1
+        else:  # `dagster asset materialize --partition-range`: the code location's executor
+            result = day_exports.cli_run(services, specs, workdir, "groups-cores")
+            processes = result.events["step processes"]
+        cpu = report.cpu_use(label, cpu_before, services.cpu_seconds(), result.wall_s)
+        markers, missing = day_exports.count_markers(services, specs)
+        complete = result.success and not missing and result.rows == rows
+        walls[label] = result.wall_s if complete else None
+        print(
+            f"  {label}: wall {result.wall_s:.1f} s, {result.materializations:,} days verified, {markers:,} markers, "
+            f"{'complete' if complete else 'INCOMPLETE'}, steps in {processes} process(es); exporter CPU "
+            f"{(cpu['this process'] + cpu['other processes']) / table_days * 1000:.1f} ms per table-day",
+            flush=True,
+        )
+    after, _ = _the_limit(services, rows, "groups-direct-again", "(a)")
+    limit = (before.wall_s + after.wall_s) / 2
+    for label, wall in walls.items():
+        print(f"  {label} / (a): {f'{wall / limit:.2f}x' if wall else 'incomplete'}", flush=True)
+    one, cores = walls["(b') one process"], walls["(b') over the cores"]
+    if one and cores:
+        check("3. range run over the cores / (a)", cores / limit, at_most=1.5, unit="x")
+        print(f"  over the cores ÷ one process: {cores / one:.2f}x", flush=True)
+
+
+def part_daily(services: Services, workdir: Path) -> None:
+    """Issue 16, item 3: the daily run of 1,000 tables (one day each) against the same COPYs sent directly."""
+    day_exports.use_shape(DAILY_TABLES, 1)
+    heading(f"The daily run of {DAILY_TABLES:,} tables: one day each, one run, one process")
+    rows = day_exports.load_tables(services.crate_url)
+    for name in ("daily-direct", "daily-run", "daily-direct-again"):
+        services.s3.create_bucket(day_exports.BUCKETS[name])
+    before, _ = _the_limit(services, rows, "daily-direct", "(a)")
+    specs = day_exports.specs_for(day_exports.BUCKETS["daily-run"])
+    say("(d) the daily run: `dagster asset materialize --partition` of every table")
+    cpu_before = services.cpu_seconds()
+    result = day_exports.cli_run(services, specs, workdir, "daily-run")
+    report.cpu_use("(d)", cpu_before, services.cpu_seconds(), result.wall_s)
+    markers, missing = day_exports.count_markers(services, specs)
+    complete = result.success and not missing and result.rows == rows
+    print(
+        f"  (d) wall {result.wall_s:.1f} s (a Python start-up and the code location's load included), "
+        f"{result.materializations:,} days verified, {markers:,} markers, {'complete' if complete else 'INCOMPLETE'}, "
+        f"steps in {result.events['step processes']} process(es)",
+        flush=True,
+    )
+    after, _ = _the_limit(services, rows, "daily-direct-again", "(a)")
+    limit = (before.wall_s + after.wall_s) / 2
+    if complete:
+        print(f"  (d) / (a): {result.wall_s / limit:.2f}x", flush=True)
+
+
 def _print_s3_requests(result: day_exports.RangeResult, table_days: int) -> None:
     total = sum(result.s3_requests.values())
     print(f"  (b0) S3 requests per table-day: {total / table_days:.2f}", flush=True)
@@ -386,11 +462,13 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["large-day", "day-checks", "parallel-runs", "core", "code-location"],
+        choices=["large-day", "day-checks", "parallel-runs", "core", "groups", "daily", "code-location"],
         help="large-day: only part 3 (verifying and converting the >= 1 GiB day, a few minutes); "
         "day-checks: what the per-day check evaluations cost (a shorter range, about 6 minutes); "
         "parallel-runs: one run against two runs at once, each its own process (a shorter range, about 6 "
         "minutes); core: the core alone against a Dagster run (a shorter range, about 6 minutes); "
+        "groups: a range of two table groups in one process and over the cores (about 5 minutes); daily: the "
+        "daily run of 1,000 tables against their COPYs sent directly; "
         "code-location: only part 2 (loading the code location, a minute)",
     )
     options = parser.parse_args()
@@ -412,6 +490,10 @@ def main() -> int:
                 part_parallel_runs(services, workdir)
             elif options.only == "core":
                 part_core(services, workdir)
+            elif options.only == "groups":
+                part_groups(services, workdir)
+            elif options.only == "daily":
+                part_daily(services, workdir)
             else:
                 if not options.only:
                     part_1(services, workdir)

@@ -68,6 +68,13 @@ BUCKETS = {
     "core": "bench-core",
     "core-dagster": "bench-core-dagster",
     "core-direct-again": "bench-core-direct-again",
+    "groups-direct": "bench-groups-direct",
+    "groups-one": "bench-groups-one",
+    "groups-cores": "bench-groups-cores",
+    "groups-direct-again": "bench-groups-direct-again",
+    "daily-direct": "bench-daily-direct",
+    "daily-run": "bench-daily-run",
+    "daily-direct-again": "bench-daily-direct-again",
 }
 PROGRESS_EVERY = 15.0
 
@@ -75,6 +82,13 @@ PROGRESS_EVERY = 15.0
 def use_first_days(count: int) -> None:
     """Measure over the first `count` days of 2024 only (a shorter run of the same shape)."""
     del DAYS[count:]
+
+
+def use_shape(tables: int, days: int) -> None:
+    """Measure `tables` tables over the first `days` days of 2024."""
+    global TABLES
+    TABLES = tables
+    use_first_days(days)
 
 
 def table_names() -> list[str]:
@@ -334,6 +348,51 @@ def range_backfill(
         say(f"  the range run FAILED; console output in {console}:")
         print(log_tail(console), flush=True)
     return RangeResult(wall, result.success, len(materializations), rows, stages, phases, events)
+
+
+def cli_run(services: Services, specs: Sequence[ExportSpec], workdir: Path, label: str) -> RangeResult:
+    """Every table over DAYS as one `dagster asset materialize` run, as a user starts it from a shell: a
+    partition range (created with one planned event per asset, like (b')), or one day's partition, in the
+    instance of the project's dagster.yaml. Unlike `execute_in_process`, the run uses the code location's
+    executor: a range's table groups in processes of their own, a day's in one."""
+    config = write_exports_yaml(workdir / f"exports-{label}.yaml", specs)
+    home = workdir / f"dagster-{label}"
+    home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = child_env(
+        **services.export_env(),
+        CRATEDB_EXPORT_CONFIG=str(config),
+        DAGSTER_HOME=str(home),
+        **{SUBSET_PLANNED_EVENTS: "1"},
+    )
+    keys = ",".join("/".join(spec.asset_path) for spec in specs)
+    partition = DAYS[0].isoformat() if len(DAYS) == 1 else f"{DAYS[0].isoformat()}...{DAYS[-1].isoformat()}"
+    console = workdir / f"{label}-console.log"
+    started = time.perf_counter()
+    with console.open("wb") as output:
+        done = subprocess.run(
+            materialize_command([keys], partition), cwd=ROOT, env=env, stdout=output, stderr=output, timeout=3600
+        )
+    wall = time.perf_counter() - started
+    with DagsterInstance.from_config(str(home)) as instance:
+        (record,) = instance.get_run_records()
+        logs = instance.all_logs(record.dagster_run.run_id)
+    materializations = [
+        e for e in logs if e.dagster_event and e.dagster_event.event_type_value == "ASSET_MATERIALIZATION"
+    ]
+    rows = sum(
+        e.dagster_event.step_materialization_data.materialization.metadata["rows_exported"].value  # type: ignore[union-attr]
+        for e in materializations
+    )
+    processes = {
+        e.dagster_event.pid for e in logs if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"
+    }
+    events = Counter(e.dagster_event.event_type_value if e.dagster_event else "log message" for e in logs)
+    events["step processes"] = len(processes)
+    if done.returncode != 0:
+        say(f"  the run FAILED (exit code {done.returncode}); console output in {console}:")
+        print(log_tail(console), flush=True)
+    return RangeResult(wall, done.returncode == 0, len(materializations), rows, events=events)
 
 
 def parallel_range_runs(services: Services, specs: Sequence[ExportSpec], workdir: Path, runs: int) -> RangeResult:

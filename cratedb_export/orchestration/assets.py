@@ -44,6 +44,7 @@ from cratedb_export.orchestration.checks import (
     latest_exported_day,
     recorded_day_evaluation,
 )
+from cratedb_export.orchestration.executor import copy_slots_of_step, steps_at_once
 from cratedb_export.orchestration.freshness import CHECK as LANDED
 from cratedb_export.orchestration.freshness import (
     DUE_AT_TAG,
@@ -61,20 +62,46 @@ from cratedb_export.orchestration.reconcile import REASON_TAG
 from cratedb_export.orchestration.resource import CrateDBExportResource, run_holder
 
 GROUP = "cratedb_exports"
+# Tables per multi-asset: see table_groups.
+GROUP_TABLES = 50
 __all__ = ["POOL", "build_export_assets"]
 
 
 def build_export_assets(specs: Sequence[ExportSpec], names: ExportNames = DEFAULT_NAMES) -> list[AssetsDefinition]:
-    """One multi-asset per distinct (start date, time zone); usually exactly one. `names` gives the resource
-    key, pool and op names (one set per CrateDB cluster, see names.py)."""
-    groups: dict[tuple[date, str], list[ExportSpec]] = defaultdict(list)
+    """One multi-asset per table group: the tables sharing a partitions definition (start date and time zone;
+    usually all of them), in groups of at most GROUP_TABLES. `names` gives the resource key, pool and op
+    names (one set per CrateDB cluster, see names.py)."""
+    by_partitions: dict[tuple[date, str], list[ExportSpec]] = defaultdict(list)
     for spec in specs:
-        groups[(spec.start_date, spec.timezone)].append(spec)
-    single = len(groups) == 1
-    return [
-        _export_assets(members, names.op("export_tables" if single else _op_name(start, tz)), names)
-        for (start, tz), members in groups.items()
-    ]
+        by_partitions[(spec.start_date, spec.timezone)].append(spec)
+    single = len(by_partitions) == 1
+    assets = []
+    for (start, tz), members in by_partitions.items():
+        base = "export_tables" if single else _op_name(start, tz)
+        groups = table_groups(members)
+        for number, group in enumerate(groups, start=1):
+            name = base if len(groups) == 1 else f"{base}_group_{number:0{len(str(len(groups)))}d}"
+            assets.append(_export_assets(group, names.op(name), names))
+    return assets
+
+
+def table_groups(specs: Sequence[ExportSpec]) -> list[list[ExportSpec]]:
+    """The tables of one partitions definition in groups of at most GROUP_TABLES, as even as they can be.
+
+    Why groups: Dagster resolves a multi-asset's jobs in time quadratic in its outputs (a set per input over
+    all of them), so a thousand tables in one multi-asset load three times slower than in ten; and each group
+    is a step, so a range run under the multiprocess executor exports groups in processes of their own. Tables
+    are grouped in key order, so a group keeps its tables while the configuration stays the same.
+    """
+    ordered = sorted(specs, key=lambda s: s.asset_path)
+    count = -(-len(ordered) // GROUP_TABLES)
+    size, extra = divmod(len(ordered), count)
+    groups, at = [], 0
+    for number in range(count):
+        end = at + size + (number < extra)
+        groups.append(ordered[at:end])
+        at = end
+    return groups
 
 
 def _op_name(start: date, timezone: str) -> str:
@@ -141,9 +168,17 @@ def _run_exports(
 ) -> Iterator[AssetMaterialization | AssetObservation | AssetCheckEvaluation | Output]:
     """Turn the core's day outcomes (core/fanout.py) into Dagster events as each day finishes."""
     total = len(specs) * len(days)
+    # The run's table groups (steps) beside this one: a range's run them at once and share the COPY slots.
+    steps = len(context.job_def.nodes)
+    slots = copy_slots_of_step(cratedb.copy_slots, context.run.tags, steps)
+    shared = (
+        f" (this step's share: {steps_at_once(context.run.tags, steps)} steps export at once)"
+        if slots < cratedb.copy_slots
+        else ""
+    )
     context.log.info(
         f"exporting {len(days)} day(s) of {len(specs)} table(s): {total} COPY statement(s), at most "
-        f"{cratedb.copy_slots} in flight"
+        f"{slots} in flight{shared}"
     )
     failures: list[str] = []
     remaining = {AssetKey(spec.asset_path): len(days) for spec in specs}
@@ -151,7 +186,7 @@ def _run_exports(
     landed_at: dict[AssetKey, dict[date, datetime | None]] = defaultdict(dict)
     checks = DayChecks(context.instance, context.run.run_id)
     selected_checks = context.selected_asset_check_keys
-    run = cratedb.start_run(specs, run_holder(context), context.log.warning)
+    run = cratedb.start_run(specs, run_holder(context), context.log.warning, copy_slots=slots)
     # The tables' columns, read by start_run from information_schema: an observation of each CrateDB table
     # (lineage.py), and the exported columns on every day's materialization.
     exported: dict[str, TableSchema] = {}
@@ -160,9 +195,7 @@ def _run_exports(
         if isinstance(table, SourceTable):
             yield source_observation(spec, table, sources)
             exported[spec.table] = exported_schema(table)
-    outcomes = export_days(
-        run, specs, days, log=context.log.warning, progress=context.log.info, copy_slots=cratedb.copy_slots
-    )
+    outcomes = export_days(run, specs, days, log=context.log.warning, progress=context.log.info, copy_slots=slots)
     with contextlib.closing(outcomes):  # a stopped run cancels the days not yet started
         for outcome in outcomes:
             spec, day = outcome.spec, outcome.day

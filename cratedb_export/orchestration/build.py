@@ -6,11 +6,12 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import Definitions, EnvVar
 
 from cratedb_export.core.config import ExportSpec, load_export_config, parse_export_specs
 from cratedb_export.core.connection import ConnectionSettings, check_variables, read_setting, required_settings
 from cratedb_export.orchestration.assets import build_export_assets
+from cratedb_export.orchestration.executor import days_executor
 from cratedb_export.orchestration.freshness import build_deadline_schedules
 from cratedb_export.orchestration.lineage import source_prefix, source_specs
 from cratedb_export.orchestration.names import DEFAULT_NAMES, RESOURCE_KEY, ExportNames
@@ -76,7 +77,7 @@ def export_definitions(
         # Late rows: the days of each export's reconcile window whose source changed are exported again.
         sensors=[s for s in [build_reconcile_sensor(export_assets, export_specs, names)] if s is not None],
         resources={names.resource_key: resource},
-        # One step per run exports all selected tables and days in threads; a step subprocess would only
-        # add a Python start-up to every run. (The same executor object in every component, so they merge.)
-        executor=in_process_executor,
+        # A day's run in one process, a range's table groups over the cores (executor.py). The same executor
+        # object in every component, so they merge.
+        executor=days_executor,
     )

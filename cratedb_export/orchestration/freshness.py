@@ -211,17 +211,21 @@ def _evaluation(
 def build_deadline_schedules(
     export_assets: Sequence[AssetsDefinition], specs: Sequence[ExportSpec], names: ExportNames = DEFAULT_NAMES
 ) -> list[ScheduleDefinition]:
-    """One job and schedule per export multi-asset and deadline: at the deadline, judge the day due."""
+    """One job and schedule per partitions definition and deadline: at the deadline, judge the day due."""
     by_key = {AssetKey(spec.asset_path): spec for spec in specs}
-    groups: dict[tuple[str, Deadline], list[AssetCheckKey]] = defaultdict(list)
+    # By partitions definition (all table groups sharing it, named after the first) and deadline.
+    groups: dict[tuple[object, Deadline], list[AssetCheckKey]] = defaultdict(list)
+    op_names: dict[object, str] = {}
     for assets_def in export_assets:
+        op_names.setdefault(assets_def.partitions_def, assets_def.op.name)
         for check_key in assets_def.check_keys:
             spec = by_key.get(check_key.asset_key)
             deadline = Deadline.of(spec) if spec is not None else None
             if check_key.name == CHECK and deadline is not None:
-                groups[(assets_def.op.name, deadline)].append(check_key)
+                groups[(assets_def.partitions_def, deadline)].append(check_key)
     schedules = []
-    for (op_name, deadline), keys in groups.items():
+    for (partitions, deadline), keys in groups.items():
+        op_name = op_names[partitions]
         name = names.op(CHECK) if len(groups) == 1 else f"{CHECK}_{op_name}_{_slug(deadline)}"
         job = define_asset_job(
             name=f"{name}_job",

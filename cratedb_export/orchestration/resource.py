@@ -7,6 +7,7 @@ statement.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 from dagster import AssetExecutionContext, ConfigurableResource, InitResourceContext, OpExecutionContext
@@ -38,14 +39,20 @@ class CrateDBExportResource(ConfigurableResource, ConnectionSettings):
     def copy_slots(self) -> int:
         return self.max_concurrent_copies
 
-    def start_run(self, specs: Sequence[ExportSpec], holder: Holder, log: Callable[[str], None]) -> ExportRun:
+    def start_run(
+        self, specs: Sequence[ExportSpec], holder: Holder, log: Callable[[str], None], copy_slots: int | None = None
+    ) -> ExportRun:
         """Learn what the run's days share (cluster, tables) before any COPY; export days through the result.
 
-        Safe to use from several threads.
+        Safe to use from several threads. `copy_slots` gives this step fewer COPY slots than the connection
+        has, when steps of one run export at once (executor.py).
         """
-        return ExportRun.start(
+        run = ExportRun.start(
             specs, connected=self._connected, holder=holder, log=log, retry=self.retry, max_wait=self.copy_wait
         )
+        if copy_slots is not None and copy_slots < self.copy_slots:
+            run.copy_slots = threading.BoundedSemaphore(copy_slots)
+        return run
 
 
 def run_holder(context: AssetExecutionContext | OpExecutionContext) -> Holder:

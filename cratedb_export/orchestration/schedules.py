@@ -45,16 +45,17 @@ def build_export_schedules(
     (its partition set is `<job>_partition_set`) shows them.
     """
     schedules: list[ScheduleDefinition | UnresolvedPartitionedAssetScheduleDefinition] = []
-    for assets_def in export_assets:
-        name = job if len(export_assets) == 1 else f"daily_{assets_def.op.name}"
-        partitions = assets_def.partitions_def
+    by_partitions = sharing_partitions(export_assets)
+    for members in by_partitions:
+        name = job if len(by_partitions) == 1 else f"daily_{members[0].op.name}"
+        partitions = members[0].partitions_def
         days = _describe(partitions)
         asset_job = define_asset_job(
             name=name,
             # The export's per-day checks but the deadline check `yesterday_landed`: its own schedule judges
             # the day due at the deadline.
-            selection=AssetSelection.assets(assets_def).without_checks()
-            | AssetSelection.checks(*(k for k in assets_def.check_keys if k.name != LANDED)),
+            selection=AssetSelection.assets(*members).without_checks()
+            | AssetSelection.checks(*(k for a in members for k in a.check_keys if k.name != LANDED)),
             description="Export the previous day of every configured CrateDB table to S3",
         )
         schedules.append(
@@ -72,6 +73,14 @@ def build_export_schedules(
             )
         )
     return schedules
+
+
+def sharing_partitions(export_assets: Sequence[AssetsDefinition]) -> list[list[AssetsDefinition]]:
+    """The export multi-assets (table groups) by partitions definition, in order: one job and schedule each."""
+    groups: dict[object, list[AssetsDefinition]] = {}
+    for assets_def in export_assets:
+        groups.setdefault(assets_def.partitions_def, []).append(assets_def)
+    return list(groups.values())
 
 
 def _describe(partitions: object) -> str:
