@@ -8,6 +8,7 @@ import subprocess
 from collections import Counter
 from datetime import date, timedelta
 
+import pytest
 import yaml
 from cratedb_export_testbed.support import create_metrics_table, list_keys, materialize_command, spec_for
 from dagster import AssetKey, DagsterEventType, DagsterInstance
@@ -15,6 +16,7 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance
 from cratedb_export.core.copy_jobs import COMMENT_PREFIX
 from cratedb_export.orchestration.assets import GROUP_TABLES
 from cratedb_export.orchestration.build import build_definitions, resource_from_env
+from cratedb_export.orchestration.executor import RANGE_PROCESSES_ENV
 from cratedb_export.orchestration.schedules import JOB
 
 DAYS = [date(2024, 7, 1) + timedelta(days=i) for i in range(3)]
@@ -44,6 +46,12 @@ def test_many_tables_are_exported_by_groups_under_one_daily_job_and_schedule():
     # One table is one multi-asset with the plain name, as before groups.
     (single,) = build_definitions(_specs(1), resource=resource_from_env()).resolve_job_def(JOB).nodes
     assert single.name == "export_tables"
+
+
+def test_a_bad_number_of_range_processes_stops_the_load_naming_it(monkeypatch):
+    monkeypatch.setenv(RANGE_PROCESSES_ENV, "two")
+    with pytest.raises(ValueError, match=f"{RANGE_PROCESSES_ENV}='two': give a whole number of processes"):
+        build_definitions(_specs(1), resource=resource_from_env())
 
 
 def _materialize(keys: list[str], partition: str, env: dict) -> subprocess.CompletedProcess:
@@ -86,6 +94,8 @@ def test_a_range_exports_groups_in_processes_of_their_own_and_a_day_in_one(expor
         "DAGSTER_HOME": str(home),
         "CRATEDB_EXPORT_CONFIG": str(config),
         "CRATEDB_EXPORT_MAX_CONCURRENT_COPIES": str(COPIES),
+        # Two step processes whatever the machine (by default a range uses its cores but one).
+        RANGE_PROCESSES_ENV: "2",
     }
     keys = [f"cratedb_export/doc/{t.name}" for t in tables]
 
@@ -106,10 +116,9 @@ def test_a_range_exports_groups_in_processes_of_their_own_and_a_day_in_one(expor
             materialized = stored.get_materialized_partitions(AssetKey(key.split("/")))
             assert materialized == {d.isoformat() for d in DAYS}, key
     assert set(range_steps) == set(day_steps) == {"export_tables_group_1", "export_tables_group_2"}
-    if (os.cpu_count() or 1) > 1:
-        # The range: each group in a process of its own, each with its share of the COPY slots.
-        assert len(set(range_steps.values())) == 2
-        assert f"at most {COPIES // 2} in flight (this step's share: 2 steps export at once)" in ranged.stderr
+    # The range: each group in a process of its own, each with its share of the COPY slots.
+    assert len(set(range_steps.values())) == 2
+    assert f"at most {COPIES // 2} in flight (this step's share: 2 steps export at once)" in ranged.stderr
     # The day: both groups in the run's one process, one after the other, each with all the slots.
     assert len(set(day_steps.values())) == 1
     assert f"at most {COPIES} in flight" in one_day.stderr

@@ -11,7 +11,7 @@ from dagster import Definitions, EnvVar
 from cratedb_export.core.config import ExportSpec, load_export_config, parse_export_specs
 from cratedb_export.core.connection import ConnectionSettings, check_variables, read_setting, required_settings
 from cratedb_export.orchestration.assets import build_export_assets
-from cratedb_export.orchestration.executor import days_executor
+from cratedb_export.orchestration.executor import days_executor, range_processes
 from cratedb_export.orchestration.freshness import build_deadline_schedules
 from cratedb_export.orchestration.lineage import source_prefix, source_specs
 from cratedb_export.orchestration.names import DEFAULT_NAMES, RESOURCE_KEY, ExportNames
@@ -64,6 +64,7 @@ def export_definitions(
     The one place both build_definitions (exports.yaml) and CrateDBExportComponent (defs.yaml) build from.
     """
     export_specs = [s.under_key_prefix(names.key_prefix) for s in specs]
+    range_processes()  # a bad CRATEDB_EXPORT_RANGE_PROCESSES stops the load, naming it
     export_assets = build_export_assets(export_specs, names)
     retention_jobs, retention_schedules = build_retention(export_specs, names)
     return Definitions(
