@@ -132,7 +132,7 @@ def load_tables(crate_url: str) -> int:
                 # The day's first and last millisecond, and a third row every other day.
                 offsets = [timedelta(0), timedelta(days=1, milliseconds=-1)]
                 if (number + index) % 2:
-                    offsets.append(timedelta(hours=13, minutes=index))
+                    offsets.append(timedelta(hours=13, minutes=index % 60))  # within the day
                 for offset in offsets:
                     ident = len(rows) + 1
                     rows.append(
