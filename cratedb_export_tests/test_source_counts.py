@@ -109,3 +109,20 @@ def test_a_failing_range_count_falls_back_to_counting_each_day(crate, double, ha
     expected = sum(1 for stamp in stamps if window.contains_ms(stamp))
     assert counts.rows_in(window, exported=expected) == expected
     assert any("counting per hour failed" in w and "counting each day on its own" in w for w in warnings)
+
+
+def test_the_days_digest_is_its_count_where_it_agrees_with_the_copy(crate, half_hourly):
+    """A digest read before the COPY that agrees with its rowcount is the count: no statement is sent. One
+    that disagrees (rows written to the day between the two) never stands in: the source is counted."""
+    name, stamps = half_hourly
+    window = DayWindow.for_day(DAYS[2])
+    expected = sum(1 for stamp in stamps if window.contains_ms(stamp))
+    counts = SourceCounts(SourceTable.assumed(_spec(name, "UTC")), DAYS, _client(crate))
+    before = _statements(crate, name)
+    assert counts.rows_in(window, exported=expected, digested=expected) == expected
+    assert _statements(crate, name) == before
+    # The digest saw one row fewer than the COPY exported: the range count decides, and it agrees with the COPY.
+    assert counts.rows_in(window, exported=expected, digested=expected - 1) == expected
+    assert _statements(crate, name) == (before[0] + 1, before[1])
+    # A COPY that reports more than the source has is not hidden by a digest that says the same.
+    assert counts.rows_in(window, exported=expected + 1, digested=expected) == expected

@@ -329,7 +329,8 @@ def _verify(
     result.copy_rowcount = outcome.rowcount
     result.copy_recovered = outcome.recovered
     with clock("count_source"):
-        result.source_rows = batch.source.rows_in(window, outcome.rowcount)
+        digested = result.source_digest.rows if result.source_digest is not None else None
+        result.source_rows = batch.source.rows_in(window, outcome.rowcount, digested)
     with clock("verify"):
         objects = [o for o in run.store.list_directory(directory) if o.key != directory.key(LEASE)]
         _check_names(spec, directory, objects)

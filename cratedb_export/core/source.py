@@ -1,11 +1,12 @@
 """The source's side of verification: how many rows each day has in CrateDB.
 
-A day on its own is counted with the COPY's own predicate, after its COPY. A run over consecutive days
-counts them with one statement per table, per UTC hour, and adds the hours up per day: a year's
-backfill of one table sends one counting statement instead of 365. Wherever that count differs from
-the rows the COPY reported (rows written to the day meanwhile, or a day whose bounds are not whole UTC
-hours, as in UTC+05:30), the day is counted again on its own after its COPY, so the comparison is never
-weaker than counting each day separately.
+A day's source digest (below) is read before its COPY with the COPY's own predicate and holds the day's
+rows: where they agree with the rows the COPY reported, they are the day's count, and nothing more is sent.
+Where they do not (rows written to the day meanwhile), a run over consecutive days counts them with one
+statement per table, per UTC hour, and adds the hours up per day: a year's backfill of one table sends one
+counting statement instead of 365. Wherever that count differs from the rows the COPY reported too (or
+a day's bounds are not whole UTC hours, as in UTC+05:30), the day is counted again on its own after its
+COPY, so the comparison is never weaker than counting each day separately.
 
 A day's source digest (its rows, and the sum and max of their `_seq_no`: docs/reconcile.md) is read the same
 way, per UTC hour for a span of days, per day where hours cannot tell the days apart; an export records it
@@ -57,8 +58,14 @@ class SourceCounts:
         self._lock = threading.Lock()
         self._by_day: dict[date, int] | None = None
 
-    def rows_in(self, window: DayWindow, exported: int | None) -> int:
-        """The source's rows in the day's window, as checked against `exported` (the COPY's rowcount)."""
+    def rows_in(self, window: DayWindow, exported: int | None, digested: int | None = None) -> int:
+        """The source's rows in the day's window, as checked against `exported` (the COPY's rowcount).
+
+        `digested` is the rows of the day's source digest, read with the COPY's predicate before its COPY:
+        where it agrees with the COPY, it is the count, and no statement is sent for it.
+        """
+        if exported is not None and digested == exported:
+            return digested
         counted = self._range_counts().get(window.day) if exported is not None else None
         if counted is not None and counted == exported:
             return counted
