@@ -77,6 +77,7 @@ BUCKETS = {
     "daily-direct-again": "bench-daily-direct-again",
     "real-size-direct": "bench-real-size-direct",
     "real-size-run": "bench-real-size-run",
+    "real-size-count": "bench-real-size-count",
     "real-size-direct-again": "bench-real-size-direct-again",
 }
 PROGRESS_EVERY = 15.0
@@ -98,8 +99,9 @@ def table_names() -> list[str]:
     return [f"bench_metrics_{n:02d}" for n in range(TABLES)]
 
 
-def specs_for(bucket: str) -> list[ExportSpec]:
-    """The 10 tables exported into `bucket`: same tables and statements, another place per variant."""
+def specs_for(bucket: str, **settings: str) -> list[ExportSpec]:
+    """The 10 tables exported into `bucket`: same tables and statements, another place per variant
+    (`settings`: more of exports.yaml's keys, e.g. verify="count")."""
     return parse_export_specs(
         [
             {
@@ -107,6 +109,7 @@ def specs_for(bucket: str) -> list[ExportSpec]:
                 "timestamp_column": "timestamp",
                 "target": f"{bucket}/{name}",
                 "start_date": FIRST_DAY.isoformat(),
+                **settings,
             }
             for name in table_names()
         ]
