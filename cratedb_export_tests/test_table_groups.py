@@ -48,6 +48,25 @@ def test_many_tables_are_exported_by_groups_under_one_daily_job_and_schedule():
     assert single.name == "export_tables"
 
 
+def test_a_start_date_of_many_tables_gets_one_daily_job_named_after_it_not_after_a_group():
+    """With two partitions definitions, each has its daily and deadline job; the one of 51 tables (two
+    groups) is named after its start date and zone, like the one of a single table."""
+    late = {"table": "doc.late", "timestamp_column": "ts", "target": "exports/late", "start_date": "2024-06-01"}
+    specs = [*_specs(GROUP_TABLES + 1), late]
+    repository = build_definitions(specs, resource=resource_from_env()).get_repository_def()
+    jobs = {job.name: sorted(node.name for node in job.nodes) for job in repository.get_all_jobs()}
+    assert jobs["daily_export_tables_from_20240101_utc"] == [
+        "export_tables_from_20240101_utc_group_1",
+        "export_tables_from_20240101_utc_group_2",
+    ]
+    assert jobs["daily_export_tables_from_20240601_utc"] == ["export_tables_from_20240601_utc"]
+    schedules = {s.name: s.job_name for s in repository.schedule_defs}
+    assert schedules["yesterday_landed_export_tables_from_20240101_utc_utc_0200_schedule"] == (
+        "yesterday_landed_export_tables_from_20240101_utc_utc_0200_job"
+    )
+    assert not [name for name in [*jobs, *schedules] if name.startswith(("daily_", "yesterday_")) and "_group_" in name]
+
+
 def test_a_bad_number_of_range_processes_stops_the_load_naming_it(monkeypatch):
     monkeypatch.setenv(RANGE_PROCESSES_ENV, "two")
     with pytest.raises(ValueError, match=f"{RANGE_PROCESSES_ENV}='two': give a whole number of processes"):

@@ -56,7 +56,7 @@ from cratedb_export.orchestration.freshness import (
 )
 from cratedb_export.orchestration.lineage import exported_schema, source_key, source_observation, source_prefix
 from cratedb_export.orchestration.metadata import day_metadata
-from cratedb_export.orchestration.names import DEFAULT_NAMES, POOL, ExportNames
+from cratedb_export.orchestration.names import DEFAULT_NAMES, POOL, ExportNames, group_op_name
 from cratedb_export.orchestration.partitions import backfill_policy, partitions_for
 from cratedb_export.orchestration.reconcile import REASON_TAG
 from cratedb_export.orchestration.resource import CrateDBExportResource, run_holder
@@ -80,8 +80,7 @@ def build_export_assets(specs: Sequence[ExportSpec], names: ExportNames = DEFAUL
         base = "export_tables" if single else _op_name(start, tz)
         groups = table_groups(members)
         for number, group in enumerate(groups, start=1):
-            name = base if len(groups) == 1 else f"{base}_group_{number:0{len(str(len(groups)))}d}"
-            assets.append(_export_assets(group, names.op(name), names))
+            assets.append(_export_assets(group, names.op(group_op_name(base, number, len(groups))), names))
     return assets
 
 

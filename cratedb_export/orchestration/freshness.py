@@ -48,7 +48,7 @@ from dagster import (
 )
 
 from cratedb_export.core.config import ExportSpec
-from cratedb_export.orchestration.names import DEFAULT_NAMES, ExportNames
+from cratedb_export.orchestration.names import DEFAULT_NAMES, ExportNames, ungrouped
 from cratedb_export.orchestration.partitions import partitions_for
 
 # No `from __future__ import annotations` here: Dagster reads the check functions' context annotations.
@@ -213,11 +213,11 @@ def build_deadline_schedules(
 ) -> list[ScheduleDefinition]:
     """One job and schedule per partitions definition and deadline: at the deadline, judge the day due."""
     by_key = {AssetKey(spec.asset_path): spec for spec in specs}
-    # By partitions definition (all table groups sharing it, named after the first) and deadline.
+    # By partitions definition (all table groups sharing it, named after their ops less the group) and deadline.
     groups: dict[tuple[object, Deadline], list[AssetCheckKey]] = defaultdict(list)
     op_names: dict[object, str] = {}
     for assets_def in export_assets:
-        op_names.setdefault(assets_def.partitions_def, assets_def.op.name)
+        op_names.setdefault(assets_def.partitions_def, ungrouped(assets_def.op.name))
         for check_key in assets_def.check_keys:
             spec = by_key.get(check_key.asset_key)
             deadline = Deadline.of(spec) if spec is not None else None

@@ -65,3 +65,16 @@ class ExportNames:
 
 
 DEFAULT_NAMES = ExportNames()
+
+_GROUP = "_group_"
+
+
+def group_op_name(base: str, number: int, groups: int) -> str:
+    """A table group's op: `base` alone for the only group, else numbered (`_group_01` of 12)."""
+    return base if groups == 1 else f"{base}{_GROUP}{number:0{len(str(groups))}d}"
+
+
+def ungrouped(op_name: str) -> str:
+    """What the table groups of one partitions definition share: their op's name less the group number
+    (the daily and deadline jobs of that definition are named after it)."""
+    return re.sub(rf"{_GROUP}\d+", "", op_name)

@@ -17,7 +17,7 @@ from dagster import (
 )
 
 from cratedb_export.orchestration.freshness import CHECK as LANDED
-from cratedb_export.orchestration.names import JOB
+from cratedb_export.orchestration.names import JOB, ungrouped
 
 if TYPE_CHECKING:
     # Private, for the annotation only: what the public build_schedule_from_partitioned_job returns for an
@@ -47,7 +47,7 @@ def build_export_schedules(
     schedules: list[ScheduleDefinition | UnresolvedPartitionedAssetScheduleDefinition] = []
     by_partitions = sharing_partitions(export_assets)
     for members in by_partitions:
-        name = job if len(by_partitions) == 1 else f"daily_{members[0].op.name}"
+        name = job if len(by_partitions) == 1 else f"daily_{ungrouped(members[0].op.name)}"
         partitions = members[0].partitions_def
         days = _describe(partitions)
         asset_job = define_asset_job(
