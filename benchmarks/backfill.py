@@ -54,7 +54,7 @@ def part_1(services: Services, workdir: Path) -> None:
     direct, cpu_a = _the_limit(services, rows, "direct", "(a1)")
     ranged, cpu_b, complete = _range_backfill(services, workdir, rows, subset_planned_events=False)
     again, _ = _the_limit(services, rows, "direct-again", "(a2)")
-    subset, _, subset_complete = _range_backfill(services, workdir, rows, subset_planned_events=True)
+    subset, cpu_subset, subset_complete = _range_backfill(services, workdir, rows, subset_planned_events=True)
     last, _ = _the_limit(services, rows, "direct-last", "(a3)")
     ours = [name for name in cpu_a if name != "other processes"]
     extra = ", ".join(f"{name} {(cpu_b[name] - cpu_a[name]) / table_days * 1000:+.1f} ms" for name in ours)
@@ -73,9 +73,13 @@ def part_1(services: Services, workdir: Path) -> None:
         (f"(b')/(a) the same, with {SUBSET_PLANNED_EVENTS}=1", subset, limit_subset, subset_complete),
     ):
         if done:
-            check(f"1. {label}", result.wall_s / limit, at_most=1.5)
+            check(f"1. {label}", result.wall_s / limit, at_most=_range_target(services))
         else:
             failed(f"1. {label}", "the run failed or days are incomplete")
+    if subset_complete:  # the run is in this process: its CPU is the exporter's
+        check(
+            "1. (b') exporter CPU per table-day", cpu_subset["this process"] / table_days * 1000, at_most=50, unit=" ms"
+        )
     for label, result, done in (("(c)/(b)", ranged, complete), ("(c)/(b')", subset, subset_complete)):
         figure = f"1. {label} time per partition, run-per-partition vs range"
         if done and all(r.ok for r in runs):
@@ -212,11 +216,14 @@ def part_core(services: Services, workdir: Path) -> None:
     for label, wall in walls.items():
         print(f"  {label} / (a): {f'{wall / limit:.2f}x' if wall else 'incomplete'}", flush=True)
     core, dagster = walls["(b0) core"], walls["(b') dagster"]
+    if dagster:
+        check("3. (b') one Dagster run / (a)", dagster / limit, at_most=_range_target(services))
     extra_cpu = cpus["(b') dagster"] - cpus["(b0) core"]
     if "S3" in cpus:
         in_dagster = cpus["(b') dagster"]
+        check("2. exporter CPU per table-day in (b')", in_dagster, at_most=50, unit=" ms")
         print(
-            f"  exporter CPU per table-day in (b'), {in_dagster:.1f} ms (target <= 50): Dagster "
+            f"  of which Dagster "
             f"{extra_cpu:.1f} ms ((b') - (b0)), S3 {cpus['S3']:.1f} ms (botocore, in (b0)), ours "
             f"{cpus['(b0) core'] - cpus['S3']:.1f} ms (the rest of (b0), the CrateDB client included)",
             flush=True,
@@ -271,7 +278,7 @@ def part_groups(services: Services, workdir: Path) -> None:
         print(f"  {label} / (a): {f'{wall / limit:.2f}x' if wall else 'incomplete'}", flush=True)
     one, cores = walls["(b') one process"], walls["(b') through the CLI"]
     if one and cores:
-        check("3. range run through the CLI / (a)", cores / limit, at_most=1.5, unit="x")
+        check("3. range run through the CLI / (a)", cores / limit, at_most=_range_target(services), unit="x")
         print(f"  through the CLI ÷ one process: {cores / one:.2f}x", flush=True)
 
 
@@ -330,6 +337,12 @@ def _cli_runs_between_limits(
             walls[label] = result.wall_s
     after, _ = _the_limit(services, rows, f"{prefix}-direct-again", "(a)")
     return {label: wall / ((before.wall_s + after.wall_s) / 2) for label, wall in walls.items()}
+
+
+def _range_target(services: Services) -> float:
+    """Issue 16's target for a range of tiny days over its COPYs: 1.5x on the stand-in, 3x on a real CrateDB
+    (whose COPYs of tiny days take a few ms, so the exporter's own work per day weighs more)."""
+    return 1.5 if services.crate_pid is not None else 3.0
 
 
 def _report_run(

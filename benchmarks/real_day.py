@@ -9,7 +9,7 @@ started here. With `--peer-python` (the interpreter of a virtualenv with dlt and
 `make bench-real` creates) the same day is also exported by dlt, a peer that pulls the rows through its own
 process (child_dlt_day.py), into the same SeaweedFS as Parquet. Both days are then restored into new tables
 through the restore (core/restore), against their exports. CrateDB must reach 127.0.0.1 (host
-networking). Prints the figures; asserts nothing.
+networking). Prints the figures, those with a target beside it; asserts nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cratedb_export_testbed.seaweedfs import SeaweedS3
 from cratedb_export_testbed.support import METRICS_DDL, CrateUnderTest
-from report import machine, say
+from report import check, machine, say, summary
 from services import ACCESS_KEY, SECRET_KEY, redacted
 
 from cratedb_export.core.config import parse_export_specs
@@ -141,6 +141,7 @@ def main() -> int:
                 f"a Parquet day against a JSON day: {parquet_s / json_s:.2f}x the time "
                 f"({parquet_s - json_s:+.1f} s), {parquet_day.total_bytes / json_day.total_bytes:.2f}x the bytes"
             )
+            check("1. a Parquet day / the JSON day", parquet_s / json_s, at_most=1.25)
             if options.peer_python:
                 peer = peer_day(options.peer_python, options.crate_url, name, s3)
                 pages = s3.client().get_paginator("list_objects_v2").paginate(Bucket="bench-real", Prefix="dlt/")
@@ -156,10 +157,12 @@ def main() -> int:
                     f"dlt against cratedb-export, a Parquet day: {peer['seconds'] / parquet_s:.2f}x the time "
                     f"({parquet_s:.1f} s ours, verified and marked); {stored / parquet_day.total_bytes:.2f}x the bytes"
                 )
+                check("1. dlt's Parquet day / ours", peer["seconds"] / parquet_s, at_least=3)
     finally:
         crate.sql(f'DROP TABLE IF EXISTS "doc"."{name}"')
         for fmt in ("json", "parquet"):
             crate.sql(f'DROP TABLE IF EXISTS "doc"."{name}_restored_{fmt}"')
+    summary()
     return 0
 
 
