@@ -131,7 +131,9 @@ def test_changed_days_of_the_window_are_requested_with_their_numbers_exported_ag
     assert in_place["rows_archived"].value == in_place["rows_now"].value == 4
     assert in_place["seq_no_sum_archived"].value == before[D2]["source_digest"]["seq_no_sum"]
     assert in_place["seq_no_sum_now"].value > in_place["seq_no_sum_archived"].value
-    assert in_place["seq_no_max_now"].value > in_place["seq_no_max_archived"].value
+    # _seq_no counts per shard: the day's max moves only when the updated row's shard holds it (on a real
+    # CrateDB not always), so the sum is what shows the update; the max never goes down.
+    assert in_place["seq_no_max_now"].value >= in_place["seq_no_max_archived"].value
     assert in_place["reason"].value == reasons[D2.isoformat()]
 
     # The requested runs, as the sensor's runs execute: the day exported again, with every check.
