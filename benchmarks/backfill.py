@@ -22,9 +22,11 @@ The stand-in runs as a separate process (its CLI), so it does not share a GIL wi
 """
 
 import argparse
+import contextlib
 import signal
 import statistics
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import code_location_load
@@ -514,6 +516,27 @@ def part_3(services: Services) -> None:
         check("3. peak RSS converting a >= 1 GiB day to Parquet", conversion.peak_rss_mib, at_most=300, unit=" MiB")
 
 
+@contextlib.contextmanager
+def _dagster_storage(kind: str) -> Iterator[None]:
+    """PostgreSQL: one server for the benchmark, a new database for each run through the CLI."""
+    if kind == "sqlite":
+        yield
+        return
+    from cratedb_export_testbed.postgres import running_postgres
+
+    with running_postgres() as server:
+        say(f"Dagster instances on PostgreSQL at 127.0.0.1:{server.port}")
+        password = {"BENCH_DAGSTER_PG_PASSWORD": server.password}
+        day_exports.DAGSTER_STORAGE = lambda: (
+            server.create_database().instance_storage("BENCH_DAGSTER_PG_PASSWORD"),
+            password,
+        )
+        try:
+            yield
+        finally:
+            day_exports.DAGSTER_STORAGE = None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -533,6 +556,13 @@ def main() -> int:
         "rows, a range run against its COPYs (a real CrateDB only, about 10 minutes); "
         "code-location: only part 2 (loading the code location, a minute)",
     )
+    parser.add_argument(
+        "--dagster-storage",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="the Dagster instance of the runs started through the CLI (groups, daily, real-size): SQLite, the "
+        "CLI's default, or PostgreSQL as docs/deploying.md deploys it (a server from the test extras)",
+    )
     options = parser.parse_args()
     # SIGTERM (e.g. a CI timeout) unwinds through the `finally` blocks that stop weed and the stand-in.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -544,7 +574,7 @@ def main() -> int:
             report.summary()
             return 0
         say("starting SeaweedFS" + ("" if options.crate_url else " and the CrateDB stand-in (separate processes)"))
-        with running_services(workdir, options.crate_url) as services:
+        with running_services(workdir, options.crate_url) as services, _dagster_storage(options.dagster_storage):
             say(f"{services.crate_name} at {services.crate_url}, SeaweedFS S3 at {services.s3.endpoint_url}")
             if options.only == "day-checks":
                 part_day_checks(services, workdir)

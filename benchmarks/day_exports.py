@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -81,6 +81,9 @@ BUCKETS = {
     "real-size-direct-again": "bench-real-size-direct-again",
 }
 PROGRESS_EVERY = 15.0
+# A fresh dagster.yaml `storage:` for each CLI run, with the environment it reads its password from: None is
+# the SQLite instance the CLI uses by default; `backfill.py --dagster-storage postgres` sets PostgreSQL's.
+DAGSTER_STORAGE: Callable[[], tuple[dict, dict[str, str]]] | None = None
 
 
 def use_first_days(count: int) -> None:
@@ -394,9 +397,14 @@ def cli_run(services: Services, specs: Sequence[ExportSpec], workdir: Path, labe
     config = write_exports_yaml(workdir / f"exports-{label}.yaml", specs)
     home = workdir / f"dagster-{label}"
     home.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    settings = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    storage_env: dict[str, str] = {}
+    if DAGSTER_STORAGE is not None:
+        settings["storage"], storage_env = DAGSTER_STORAGE()
+    (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
     env = child_env(
         **services.export_env(),
+        **storage_env,
         CRATEDB_EXPORT_CONFIG=str(config),
         DAGSTER_HOME=str(home),
         **{SUBSET_PLANNED_EVENTS: "1"},
@@ -410,7 +418,7 @@ def cli_run(services: Services, specs: Sequence[ExportSpec], workdir: Path, labe
             materialize_command([keys], partition), cwd=ROOT, env=env, stdout=output, stderr=output, timeout=3600
         )
     wall = time.perf_counter() - started
-    with DagsterInstance.from_config(str(home)) as instance:
+    with _environment(storage_env), DagsterInstance.from_config(str(home)) as instance:
         (record,) = instance.get_run_records()
         logs = instance.all_logs(record.dagster_run.run_id)
     materializations = [
