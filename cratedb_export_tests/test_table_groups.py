@@ -13,10 +13,12 @@ import yaml
 from cratedb_export_testbed.support import create_metrics_table, list_keys, materialize_command, spec_for
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 
+from cratedb_export.core.config import parse_export_specs
 from cratedb_export.core.copy_jobs import COMMENT_PREFIX
 from cratedb_export.orchestration.assets import GROUP_TABLES
-from cratedb_export.orchestration.build import build_definitions, resource_from_env
+from cratedb_export.orchestration.build import build_definitions, export_definitions, resource_from_env
 from cratedb_export.orchestration.executor import RANGE_PROCESSES_ENV
+from cratedb_export.orchestration.names import ExportNames
 from cratedb_export.orchestration.schedules import JOB
 
 DAYS = [date(2024, 7, 1) + timedelta(days=i) for i in range(3)]
@@ -65,6 +67,19 @@ def test_a_start_date_of_many_tables_gets_one_daily_job_named_after_it_not_after
         "yesterday_landed_export_tables_from_20240101_utc_utc_0200_job"
     )
     assert not [name for name in [*jobs, *schedules] if name.startswith(("daily_", "yesterday_")) and "_group_" in name]
+
+    # A set of exports (a component's cluster) may itself be named like a group: only the number the
+    # groups add is dropped, so two such clusters never name their jobs alike.
+    for cluster in ("sales_group_1", "sales_group_2"):
+        named = export_definitions(parse_export_specs(specs), resource_from_env(), ExportNames(cluster))
+        jobs = {job.name: sorted(n.name for n in job.nodes) for job in named.get_repository_def().get_all_jobs()}
+        assert jobs[f"daily_export_tables_from_20240101_utc_{cluster}"] == [
+            f"export_tables_from_20240101_utc_{cluster}_group_1",
+            f"export_tables_from_20240101_utc_{cluster}_group_2",
+        ]
+        assert jobs[f"daily_export_tables_from_20240601_utc_{cluster}"] == [
+            f"export_tables_from_20240601_utc_{cluster}"
+        ]
 
 
 def test_a_bad_number_of_range_processes_stops_the_load_naming_it(monkeypatch):

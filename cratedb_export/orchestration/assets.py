@@ -80,7 +80,7 @@ def build_export_assets(specs: Sequence[ExportSpec], names: ExportNames = DEFAUL
         base = "export_tables" if single else _op_name(start, tz)
         groups = table_groups(members)
         for number, group in enumerate(groups, start=1):
-            assets.append(_export_assets(group, names.op(group_op_name(base, number, len(groups))), names))
+            assets.append(_export_assets(group, group_op_name(names.op(base), number, len(groups)), names))
     return assets
 
 

@@ -18,7 +18,7 @@ planned for that partition (nothing is left "Skipped"), and the judged moment as
 re-executed tick judges the same day. The check needs no resource and reads only the Dagster instance.
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -216,8 +216,10 @@ def build_deadline_schedules(
     # By partitions definition (all table groups sharing it, named after their ops less the group) and deadline.
     groups: dict[tuple[object, Deadline], list[AssetCheckKey]] = defaultdict(list)
     op_names: dict[object, str] = {}
+    sharing = Counter(assets_def.partitions_def for assets_def in export_assets)
     for assets_def in export_assets:
-        op_names.setdefault(assets_def.partitions_def, ungrouped(assets_def.op.name))
+        shared = sharing[assets_def.partitions_def]
+        op_names.setdefault(assets_def.partitions_def, ungrouped(assets_def.op.name, shared))
         for check_key in assets_def.check_keys:
             spec = by_key.get(check_key.asset_key)
             deadline = Deadline.of(spec) if spec is not None else None

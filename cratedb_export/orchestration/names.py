@@ -69,12 +69,12 @@ DEFAULT_NAMES = ExportNames()
 _GROUP = "_group_"
 
 
-def group_op_name(base: str, number: int, groups: int) -> str:
-    """A table group's op: `base` alone for the only group, else numbered (`_group_01` of 12)."""
-    return base if groups == 1 else f"{base}{_GROUP}{number:0{len(str(groups))}d}"
+def group_op_name(op: str, number: int, groups: int) -> str:
+    """A table group's op: `op` alone for the only group, else numbered at the end (`_group_01` of 12)."""
+    return op if groups == 1 else f"{op}{_GROUP}{number:0{len(str(groups))}d}"
 
 
-def ungrouped(op_name: str) -> str:
-    """What the table groups of one partitions definition share: their op's name less the group number
-    (the daily and deadline jobs of that definition are named after it)."""
-    return re.sub(rf"{_GROUP}\d+", "", op_name)
+def ungrouped(op_name: str, groups: int) -> str:
+    """What the `groups` table groups of one partitions definition share, named after: their op's name less
+    the number group_op_name put at its end (a set of exports may itself be named `..._group_2`)."""
+    return op_name if groups == 1 else op_name.rsplit(_GROUP, 1)[0]

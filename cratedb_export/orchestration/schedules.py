@@ -47,7 +47,7 @@ def build_export_schedules(
     schedules: list[ScheduleDefinition | UnresolvedPartitionedAssetScheduleDefinition] = []
     by_partitions = sharing_partitions(export_assets)
     for members in by_partitions:
-        name = job if len(by_partitions) == 1 else f"daily_{ungrouped(members[0].op.name)}"
+        name = job if len(by_partitions) == 1 else f"daily_{ungrouped(members[0].op.name, len(members))}"
         partitions = members[0].partitions_def
         days = _describe(partitions)
         asset_job = define_asset_job(
