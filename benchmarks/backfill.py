@@ -516,6 +516,17 @@ def part_3(services: Services) -> None:
         check("3. peak RSS converting a >= 1 GiB day to Parquet", conversion.peak_rss_mib, at_most=300, unit=" MiB")
 
 
+# The --only parts that measure against the servers, each on its own.
+PARTS = {
+    "day-checks": part_day_checks,
+    "parallel-runs": part_parallel_runs,
+    "core": part_core,
+    "groups": part_groups,
+    "daily": part_daily,
+    "real-size": part_real_size,
+}
+
+
 @contextlib.contextmanager
 def _dagster_storage(kind: str) -> Iterator[None]:
     """PostgreSQL: one server for the benchmark, a new database for each run through the CLI."""
@@ -546,7 +557,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["large-day", "day-checks", "parallel-runs", "core", "groups", "daily", "real-size", "code-location"],
+        choices=["large-day", *PARTS, "code-location"],
         help="large-day: only part 3 (verifying and converting the >= 1 GiB day, a few minutes); "
         "day-checks: what the per-day check evaluations cost (a shorter range, about 6 minutes); "
         "parallel-runs: one run against two runs at once, each its own process (a shorter range, about 6 "
@@ -576,18 +587,8 @@ def main() -> int:
         say("starting SeaweedFS" + ("" if options.crate_url else " and the CrateDB stand-in (separate processes)"))
         with running_services(workdir, options.crate_url) as services, _dagster_storage(options.dagster_storage):
             say(f"{services.crate_name} at {services.crate_url}, SeaweedFS S3 at {services.s3.endpoint_url}")
-            if options.only == "day-checks":
-                part_day_checks(services, workdir)
-            elif options.only == "parallel-runs":
-                part_parallel_runs(services, workdir)
-            elif options.only == "core":
-                part_core(services, workdir)
-            elif options.only == "groups":
-                part_groups(services, workdir)
-            elif options.only == "daily":
-                part_daily(services, workdir)
-            elif options.only == "real-size":
-                part_real_size(services, workdir)
+            if options.only in PARTS:
+                PARTS[options.only](services, workdir)
             else:
                 if not options.only:
                     part_1(services, workdir)
