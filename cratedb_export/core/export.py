@@ -155,7 +155,10 @@ class ExportRun:
         retry: RetryPolicy | None = None,
         max_wait: float = 3600.0,
         on_step: Callable[[str, str], None] = lambda what, step: None,
+        copy_slots: AbstractContextManager | None = None,
     ) -> ExportRun:
+        """`copy_slots`: this run's bound on COPYs in flight, if not the connection's own (a run's step that
+        shares the connection's slots with the run's other steps)."""
         crate, access = connected.crate, connected.access
         cluster = read_cluster(crate, log)
         if not cluster.jobs.usable:
@@ -181,7 +184,7 @@ class ExportRun:
                 connected.store, holder, lambda table, day: day_copy_running(crate, table, day), max_wait=max_wait
             ),
             retry=retry or RetryPolicy(),
-            copy_slots=connected.copy_slots,
+            copy_slots=copy_slots or connected.copy_slots,
             on_step=on_step,
         )
 

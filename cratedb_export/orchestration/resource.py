@@ -47,12 +47,16 @@ class CrateDBExportResource(ConfigurableResource, ConnectionSettings):
         Safe to use from several threads. `copy_slots` gives this step fewer COPY slots than the connection
         has, when steps of one run export at once (executor.py).
         """
-        run = ExportRun.start(
-            specs, connected=self._connected, holder=holder, log=log, retry=self.retry, max_wait=self.copy_wait
+        shared = copy_slots is not None and copy_slots < self.copy_slots
+        return ExportRun.start(
+            specs,
+            connected=self._connected,
+            holder=holder,
+            log=log,
+            retry=self.retry,
+            max_wait=self.copy_wait,
+            copy_slots=threading.BoundedSemaphore(copy_slots) if shared and copy_slots else None,
         )
-        if copy_slots is not None and copy_slots < self.copy_slots:
-            run.copy_slots = threading.BoundedSemaphore(copy_slots)
-        return run
 
 
 def run_holder(context: AssetExecutionContext | OpExecutionContext) -> Holder:
