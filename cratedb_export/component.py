@@ -35,7 +35,7 @@ from typing import Any
 
 from dagster import Component, ComponentLoadContext, Definitions, Model, Resolvable, Scaffolder, ScaffoldRequest
 from dagster.components import scaffold_with
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from cratedb_export.core.config import ExportSpec, parse_export_document
 from cratedb_export.core.connection import check_variables
@@ -119,6 +119,9 @@ class CrateDBExportComponent(Component, Resolvable, Model):
         "resource and pool cratedb_<name>, job daily_cratedb_export_<name>. Required to be distinct when a "
         "project has several CrateDBExportComponents; omitted, the names of exports.yaml are used.",
     )
+    # A refused attribute is named, never echoed: `connection` may hold a secret pasted where a name belongs.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     connection: dict[str, str] = Field(
         default_factory=dict,
         description="Names of the environment variables of this cluster's settings, by setting: url, username, "

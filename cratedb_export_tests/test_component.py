@@ -280,6 +280,29 @@ def test_component_attributes_are_checked(tmp_path, load_in_process, attributes,
     assert message in "".join(str(e) for e in _chain(refused.value))
 
 
+@pytest.mark.parametrize(
+    ("setting", "pasted"),
+    [("secret_access_key", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), ("access_key_id", "AKIAIOSFODNN7EXAMPLE")],
+)
+def test_a_secret_pasted_where_a_variable_name_belongs_is_refused_without_echoing_it(
+    tmp_path, load_in_process, setting, pasted
+):
+    """`connection` takes variable NAMES; a user who pastes the value instead gets an error naming the setting,
+    and the value is nowhere in what Dagster shows (the message, its causes, pydantic's input). An access key
+    ID is a valid variable name, so it is recognised as a key."""
+    project = make_project(tmp_path)
+    project.add_component(
+        "exports", {"exports": [entry("doc.metrics", "exports-bucket/metrics")], "connection": {setting: pasted}}
+    )
+
+    with pytest.raises(Exception) as refused:
+        load_in_process(project)
+
+    shown = "".join(f"{e}{e!r}" for e in _chain(refused.value))
+    assert setting in shown and "is not an environment variable name" in shown
+    assert pasted not in shown and pasted[:5] not in shown
+
+
 def test_component_asset_materializes_end_to_end(
     tmp_path, monkeypatch, load_in_process, export_env, crate, s3, bucket, instance
 ):

@@ -25,6 +25,8 @@ from cratedb_export.core.target import S3Access
 
 _ENDPOINT = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# An AWS access key ID is also a valid variable name; pasted as one, Dagster would show it ("... is not set").
+_AWS_KEY_ID = re.compile(r"^(AKIA|ASIA|AROA|AIDA)[A-Z0-9]{16}$")
 _MIN_SECRET = 4
 
 
@@ -179,11 +181,12 @@ def check_variables(variables: Mapping[str, str], where: str) -> dict[str, str]:
     """A mapping of settings to environment variable NAMES (a component's `connection`), checked."""
     known = environment_variables()
     problems = [f"unknown setting {s!r} (known: {', '.join(known)})" for s in variables if s not in known]
+    # The value is never shown: what was pasted where a name belongs is often the secret itself.
     problems += [
-        f"{s}: {v!r} is not an environment variable name; give the variable's NAME (e.g. "
+        f"{s}: the value given is not an environment variable name; give the variable's NAME (e.g. "
         "ANALYTICS_CRATEDB_PASSWORD), never its value"
         for s, v in variables.items()
-        if s in known and not _ENV_NAME.match(str(v))
+        if s in known and (not _ENV_NAME.match(str(v)) or _AWS_KEY_ID.match(str(v)))
     ]
     if problems:
         raise ValueError(f"{where}: " + "; ".join(problems))
