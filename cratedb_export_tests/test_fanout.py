@@ -75,7 +75,7 @@ def test_a_day_exported_by_another_run_after_this_runs_listing_is_cleared_and_ex
     (spec,) = parse_export_specs([spec_for(table, bucket)])
     this_run = _start(connection, [spec], "run-a")
     batch = this_run.batch(spec, DAYS[:2], lambda _: None)
-    assert batch.listing.below(spec.directory_for(FIRST)) == []  # the run-wide listing, taken now: empty
+    assert batch.uploads.below(spec.directory_for(FIRST)) == []  # the run's listing of uploads, taken now
     other = _start(connection, [spec], "run-b").export_day(spec, FIRST)
     assert other.source_rows == 3
     again = this_run.export_day(spec, FIRST, batch=batch)

@@ -19,6 +19,8 @@ from cratedb_export_testbed.support import failure_message, list_keys, run_expor
 from dagster import AssetKey, DagsterEventType, DefaultScheduleStatus
 
 from cratedb_export.core.config import ConfigError, parse_export_specs
+from cratedb_export.core.errors import PermanentError
+from cratedb_export.core.export import ExportRun
 from cratedb_export.core.lease import DayLeases, Holder
 from cratedb_export.core.retention.delete import retain_table
 from cratedb_export.core.storage import DELETION_RECORD, MANIFEST, SUCCESS
@@ -205,6 +207,32 @@ def test_a_proved_month_is_dropped_whole_and_a_month_with_unarchived_rows_loses_
     )
     records = json.dumps([_record(s3, bucket, name, d) for d in (JAN3, JAN17, FEB5)])
     assert not secrets.leaks_in(logs + json.dumps(metadata, default=str) + records)
+
+
+def test_a_record_written_after_the_run_listed_the_month_still_keeps_the_day_from_being_exported(
+    crate, bucket, s3, connection
+):
+    """A range run starts, and lists what it shares among its days, before it holds any of them. Retention
+    may delete a day and write its record meanwhile (a deployment with retention switched on, another code
+    location). The day is listed under its lease, so the record stops the export and the archive, the only
+    copy, is kept."""
+    name = _table(crate, {JAN3: 2, JAN17: 1})
+    without = {k: v for k, v in _spec(name, bucket).items() if k != "retention"}
+    spec = parse_export_specs([without])[0]
+    run = ExportRun.start([spec], connected=connection.open(), holder=Holder("listed-early", lambda _: False))
+    batch = run.batch(spec, [JAN3, JAN17], lambda _: None)
+    assert batch.uploads.below(spec.directory_for(JAN17)) == []  # what the days share is listed now
+
+    directory = spec.directory_for(JAN17)
+    record = {"state": "deleted", "deleted_at": "2024-03-01T00:00:00+00:00"}
+    archive = {f"{name}_0_.json": b'{"v": 0}\n', MANIFEST: b"{}", SUCCESS: b"", DELETION_RECORD: json.dumps(record)}
+    for key, body in archive.items():
+        s3.client().put_object(Bucket=bucket, Key=directory.key(key), Body=body)
+
+    with pytest.raises(PermanentError, match=f"doc.{name} {JAN17} was deleted from CrateDB by retention at"):
+        run.export_day(spec, JAN17, batch=batch)
+    assert list_keys(s3.client(), bucket, directory.prefix) == sorted(directory.key(k) for k in archive)
+    assert _count(crate, name, JAN17) == 1  # and nothing was sent to CrateDB's table either
 
 
 def test_a_dry_run_proves_and_reports_and_deletes_nothing(export_env, crate, bucket, instance, s3):

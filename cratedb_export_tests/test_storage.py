@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from cratedb_export.core.storage import ObjectStore, RunListing
+from cratedb_export_testbed.support import list_keys
+
+from cratedb_export.core.storage import ObjectStore, RunUploads
 from cratedb_export.core.target import DayDirectory, S3Access
 
 
@@ -40,23 +42,46 @@ def test_one_listing_finds_exactly_each_directorys_objects(s3, bucket):
         "t-2024-05-11/": ["t-2024-05-11/deeper/x.json", "t-2024-05-11/t_1_.json"],
         "t-2024-05-13/": ["t-2024-05-13/t_3_.json"],
     }
-    # What the run's days share lists once, when first asked; a lone day is listed when it is cleared.
-    listing = RunListing(_store(s3), [directories[:2], directories[2:]])
-    assert [o.key for o in listing.below(directories[3]) or []] == ["t-2024-05-13/t_3_.json"]
-    assert RunListing(_store(s3), [directories[:1]]).below(directories[0]) is None
-
-
-def test_clearing_trusts_a_listing_taken_under_the_lease_and_never_a_run_wide_one(s3, bucket):
-    """A current listing of an empty directory costs no delete; a run-wide one (taken before the lease) always
-    removes the marker and manifest, which another run may have written since."""
+    # A run lists the unfinished uploads of its days once, when first asked (their objects are listed under
+    # each day's lease); a lone day is listed when it is cleared.
     store = _store(s3)
-    sent: list[str] = []
-    store._client.meta.events.register("before-call.s3", lambda model, **_: sent.append(model.name))
+    begun = client.create_multipart_upload(Bucket=bucket, Key="t-2024-05-13/t_4_.json")["UploadId"]
+    uploads = RunUploads(store, [directories[:2], directories[2:]])
+    assert [(o.key, o.upload_id) for o in uploads.below(directories[3]) or []] == [("t-2024-05-13/t_4_.json", begun)]
+    assert uploads.below(directories[1]) == []
+    assert RunUploads(store, [directories[:1]]).below(directories[0]) is None
+    # Aborted since by the run that held the day then: clearing with that listing still succeeds.
+    client.abort_multipart_upload(Bucket=bucket, Key="t-2024-05-13/t_4_.json", UploadId=begun)
+    listed = [*store.list_directory(directories[3]), *(uploads.below(directories[3]) or [])]
+    assert store.clear_directory(directories[3], listed) == 2
+    assert list_keys(client, bucket, "t-2024-05-13/") == []
+
+
+def test_clearing_removes_the_marker_and_manifest_first_and_an_empty_directory_costs_nothing(s3, bucket):
+    """The listing a clear-up is given is taken under the day's lease: an empty one sends no request; else the
+    marker and manifest go in a request of their own before anything else, so no reader trusts half a day."""
+    store = _store(s3)
+    sent: list[tuple[str, list[str]]] = []
+    store._client.meta.events.register(
+        "before-parameter-build.s3",
+        lambda model, params, **_: (
+            sent.append((model.name, sorted(o["Key"] for o in params["Delete"]["Objects"])))
+            if model.name == "DeleteObjects"
+            else sent.append((model.name, []))
+        ),
+    )
     directory = DayDirectory(bucket, "clear-2024-05-10/")
 
-    assert store.clear_directory(directory, [], current=True) == 0
+    assert store.clear_directory(directory, []) == 0
     assert sent == []
-    s3.client().put_object(Bucket=bucket, Key=directory.key("_SUCCESS"), Body=b"")
-    assert store.clear_directory(directory, []) == 0  # stale: shows nothing, yet the marker goes
-    assert sent == ["DeleteObjects"]
+    names = ("_SUCCESS", "_manifest.json", "t_0_.json", "t_1_.json")
+    for name in names:
+        s3.client().put_object(Bucket=bucket, Key=directory.key(name), Body=b"{}")
+    assert store.clear_directory(directory) == len(names)  # no listing given: the directory is listed first
+    assert sent == [
+        ("ListObjectsV2", []),
+        ("ListMultipartUploads", []),
+        ("DeleteObjects", [directory.key("_SUCCESS"), directory.key("_manifest.json")]),
+        ("DeleteObjects", [directory.key("t_0_.json"), directory.key("t_1_.json")]),
+    ]
     assert "Contents" not in s3.client().list_objects_v2(Bucket=bucket, Prefix=directory.prefix)

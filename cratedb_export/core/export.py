@@ -30,11 +30,10 @@ from cratedb_export.core.errors import (
 )
 from cratedb_export.core.formats import column_schema, staging_directory
 from cratedb_export.core.lease import DayLeases, Holder
-from cratedb_export.core.retention.plan import may_be_deleted
 from cratedb_export.core.schema import SourceTable, read_source_table
 from cratedb_export.core.source import Digest, SourceCounts, SourceDigests
 from cratedb_export.core.statement import copy_statement
-from cratedb_export.core.storage import DELETION_RECORD, LEASE, MANIFEST, ObjectStore, RunListing, StoredObject
+from cratedb_export.core.storage import DELETION_RECORD, LEASE, MANIFEST, ObjectStore, RunUploads, StoredObject
 from cratedb_export.core.target import DayDirectory, S3Access, target_uri
 from cratedb_export.core.verification import check_counts, check_only_own_files
 from cratedb_export.core.window import DayWindow
@@ -116,7 +115,7 @@ class TableBatch:
     listed, once for all."""
 
     source: SourceCounts
-    listing: RunListing
+    uploads: RunUploads
     digests: SourceDigests | None = None
 
 
@@ -204,7 +203,7 @@ class ExportRun:
         table = found if isinstance(found, SourceTable) else SourceTable.assumed(spec)
         return TableBatch(
             SourceCounts(table, days, self.crate, log),
-            RunListing(self.store, list(by_month.values())),
+            RunUploads(self.store, list(by_month.values())),
             SourceDigests(table, days, self.crate, log),
         )
 
@@ -247,13 +246,9 @@ def export_day(
 
     with run.leases.hold(spec.table, day, directory, log) as lease:
         run.on_step(what, "leased")
-        # Listed before the lease was ours? Only trustworthy if nobody else held the day meanwhile, and if
-        # this export's retention cannot have deleted the day since (it only deletes days past keep_days).
-        listed = None if lease.waited or may_be_deleted(spec, day) else batch.listing.below(directory)
-        current = listed is None
-        if listed is None:
-            listed = run.store.list_with_uploads(directory)  # under the lease: what is there now
-        _refuse_deleted_day(run.store, what, directory, listed, result.display_uri)
+        now = _listed_under_lease(run.store, directory, batch.uploads.below(directory))
+        _refuse_deleted_day(run.store, what, directory, now, result.display_uri)
+        listed: list[StoredObject] | None = now
         if batch.digests is not None:
             with clock("digest"):
                 result.source_digest = batch.digests.of(day)
@@ -261,7 +256,7 @@ def export_day(
         while True:
             attempt += 1
             with clock("clear"):
-                result.removed_before += run.store.clear_directory(directory, listed, current=current)
+                result.removed_before += run.store.clear_directory(directory, listed)
             run.on_step(what, "cleared")
             listed = None  # a later attempt lists what the failed one left
             tag = CopyTag.new(spec.table, day)
@@ -297,6 +292,17 @@ def export_day(
             run.store.put_marker(directory)
         run.on_step(what, "marked")
     return result
+
+
+def _listed_under_lease(
+    store: ObjectStore, directory: DayDirectory, run_uploads: list[StoredObject] | None
+) -> list[StoredObject]:
+    """What the day's directory holds now that its lease is ours. Its objects are listed now, never taken from
+    before the lease: another run may have exported the day since, or retention deleted it and wrote its
+    record. Unfinished uploads (invisible to readers) may come from the run's listing of a month's uploads."""
+    if run_uploads is None:
+        return store.list_with_uploads(directory)
+    return [*store.list_directory(directory), *run_uploads]
 
 
 def _refuse_deleted_day(

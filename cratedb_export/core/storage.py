@@ -82,8 +82,11 @@ class ObjectStore:
         with _s3_errors(f"listing {directory.display_uri()}"):
             return list(self._list(directory.bucket, directory.prefix))
 
-    def list_directories(self, directories: Sequence[DayDirectory]) -> dict[DayDirectory, list[StoredObject]]:
-        """Every object below each of several directories of one bucket, from one listing of their common prefix.
+    def list_directories(
+        self, directories: Sequence[DayDirectory], *, objects: bool = True
+    ) -> dict[DayDirectory, list[StoredObject]]:
+        """Every object (unless `objects` is False) and unfinished multipart upload below each of several
+        directories of one bucket, from one listing of their common prefix.
 
         Day directories end with '/' and never nest, so a key belongs to at most one of them: the greatest
         directory prefix not above it. Keys below the common prefix that belong to none are left alone.
@@ -95,7 +98,8 @@ class ObjectStore:
         prefixes = [d.prefix for d in ordered]
         bucket, common = ordered[0].bucket, os.path.commonprefix(prefixes)
         with _s3_errors(f"listing {ordered[0].display_uri()} … {ordered[-1].display_uri()}"):
-            for obj in itertools.chain(self._list(bucket, common), self._uploads(bucket, common)):
+            listed = self._list(bucket, common) if objects else iter(())
+            for obj in itertools.chain(listed, self._uploads(bucket, common)):
                 index = bisect_right(prefixes, obj.key) - 1
                 if index >= 0 and obj.key.startswith(prefixes[index]):
                     found[ordered[index]].append(obj)
@@ -120,35 +124,37 @@ class ObjectStore:
             bucket, prefix = directory.bucket, directory.prefix
             return [*self._list(bucket, prefix), *self._uploads(bucket, prefix)]
 
-    def clear_directory(
-        self, directory: DayDirectory, listed: list[StoredObject] | None = None, *, current: bool = False
-    ) -> int:
+    def clear_directory(self, directory: DayDirectory, listed: list[StoredObject] | None = None) -> int:
         """Delete what an earlier attempt left, unfinished multipart uploads included; the marker and the
-        manifest go first, and always (even when the listing did not show them), so no reader trusts half a day.
+        manifest go first, so no reader trusts half a day. An empty directory costs no request.
 
-        `listed` is what a run-wide listing found below the directory; without it the directory is listed.
-        `current` says `listed` was taken under the day's lease, so it is what is there: nothing to delete then
-        means no request. Only call this while holding the day's lease: an upload in progress would be aborted too.
+        `listed` must have been taken under the day's lease (what is there now); without it the directory is
+        listed. Only call this while holding the day's lease: an upload in progress would be aborted too.
         """
         if listed is None:
-            listed, current = self.list_with_uploads(directory), True
+            listed = self.list_with_uploads(directory)
         lease = directory.key(LEASE)
         objects = [o for o in listed if o.key.startswith(directory.prefix) and o.key != lease]
         uploads = [o for o in objects if o.upload_id]
-        # Always, whatever the listing showed: a run-wide listing is taken before the day's lease, so another
-        # run may have exported the day since; its marker and manifest must not outlive this attempt's COPY.
-        # (Its data files have the names this COPY writes, or show up as strays when the day is verified.)
-        first = [directory.key(SUCCESS), directory.key(MANIFEST)]
-        if current:
-            first = [key for key in first if key in {o.key for o in objects}]
-        keys = sorted({o.key for o in objects if not o.upload_id} - set(first))
+        present = {o.key for o in objects if not o.upload_id}
+        first = [key for key in (directory.key(SUCCESS), directory.key(MANIFEST)) if key in present]
+        keys = sorted(present - set(first))
         doing = f"clearing {directory.display_uri()}"
         self._delete_keys(directory, first, doing)  # one request, before anything else goes
         with _s3_errors(doing):
             for upload in uploads:
-                self._client.abort_multipart_upload(Bucket=directory.bucket, Key=upload.key, UploadId=upload.upload_id)
+                self._abort(directory, upload)
         self._delete_keys(directory, keys, doing)
         return len(objects)
+
+    def _abort(self, directory: DayDirectory, upload: StoredObject) -> None:
+        """Abort an unfinished upload. One listed before the lease may have been completed or aborted since
+        by the run that held the day then: it is gone, as it should be (a completed one is listed as an object)."""
+        try:
+            self._client.abort_multipart_upload(Bucket=directory.bucket, Key=upload.key, UploadId=upload.upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise
 
     def count_rows(self, directory: DayDirectory, obj: StoredObject) -> int:
         """Count the NDJSON lines of one object; a truncated object raises VerificationError."""
@@ -331,12 +337,12 @@ class MultipartUpload:
             )
 
 
-class RunListing:
-    """What is already below a run's day directories of one table, listed when first needed.
+class RunUploads:
+    """The unfinished multipart uploads below a run's day directories of one table, listed when first needed.
 
-    One listing per group of directories (the export groups a month's days), instead of one per day.
-    Taken before the first day is cleared; an object that appears later in a day's directory is caught
-    by that day's verification (stray names, rows that do not add up), never trusted.
+    One listing per group of directories (the export groups a month's days), instead of one per day. The
+    objects of a day are listed under its lease (export.py); an upload is invisible to readers, so one that
+    this listing missed only waits for the next clear-up of its day.
     """
 
     def __init__(self, store: ObjectStore, groups: Sequence[Sequence[DayDirectory]]) -> None:
@@ -346,14 +352,14 @@ class RunListing:
         self._found: dict[DayDirectory, list[StoredObject]] | None = None
 
     def below(self, directory: DayDirectory) -> list[StoredObject] | None:
-        """The objects found below `directory`, or None if it is to be listed on its own."""
+        """The uploads found below `directory`, or None if it is to be listed on its own."""
         if sum(len(group) for group in self._groups) < 2:
             return None
         with self._lock:
             if self._found is None:
                 self._found = {}
                 for group in self._groups:
-                    self._found.update(self._store.list_directories(group))
+                    self._found.update(self._store.list_directories(group, objects=False))
         return self._found.get(directory)
 
 

@@ -62,11 +62,6 @@ def cutoff_day(spec: ExportSpec, keep_days: int, today: date | None = None) -> d
     return today - timedelta(days=keep_days)
 
 
-def may_be_deleted(spec: ExportSpec, day: date) -> bool:
-    """Whether this export's retention may delete the day now (a day of margin for a run crossing midnight)."""
-    return spec.retention is not None and day <= cutoff_day(spec, spec.retention.keep_days)
-
-
 def due_days(spec: ExportSpec, keep_days: int, today: date | None = None) -> list[date]:
     last = cutoff_day(spec, keep_days, today)
     return [spec.start_date + timedelta(days=n) for n in range((last - spec.start_date).days)]
