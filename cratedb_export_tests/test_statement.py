@@ -103,6 +103,8 @@ def test_aws_uri_has_no_endpoint():
         "SQLParseException[Invalid uri 's3://AKIDEXAMPLE:s3cr%2Fet%2Bwith%3Dsigns@127.0.0.1:8333/b/p/x.json']",
         "lower-case escapes s3cr%2fet%2bwith%3dsigns",
         "form-encoded s3cr%2Fet%2Bwith%3Dsigns and key AKIDEXAMPLE",
+        "user-info form (RFC 3986) s3cr%2Fet+with=signs, outside any URI",
+        "and with lower-case escapes s3cr%2fet+with=signs",
     ],
 )
 def test_redactor_masks_secrets_in_every_encoding(text):

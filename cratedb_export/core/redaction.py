@@ -55,6 +55,8 @@ def _encoded_forms(secret: str) -> set[str]:
         quote(secret),
         quote_plus(secret),
         quote(quote(secret, safe=""), safe=""),
+        # RFC 3986 user-info (Java's URI, Rust's url): sub-delimiters such as '+' and '=' kept, '/' escaped.
+        quote(secret, safe="!$&'()*+,;=:"),
     }
     # Percent escapes are case-insensitive; clients differ in which case they print.
     forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in forms}
