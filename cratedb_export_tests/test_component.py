@@ -259,7 +259,7 @@ def test_two_unnamed_components_are_refused(tmp_path, load_in_process):
     with pytest.raises(Exception) as refused:
         load_in_process(project)
 
-    assert "cratedb" in "".join(str(e) for e in _chain(refused.value))
+    assert "different resources with same key 'cratedb'" in "".join(str(e) for e in _chain(refused.value))
 
 
 @pytest.mark.parametrize(

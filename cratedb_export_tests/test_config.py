@@ -109,10 +109,6 @@ def test_malformed_entry_is_refused_naming_file_entry_and_field(tmp_path, entry_
     assert "Traceback" not in message
 
 
-def test_there_are_at_least_25_malformed_configurations():
-    assert len(BAD_ENTRIES) + len(BAD_PAIRS) >= 25
-
-
 BAD_PAIRS = [
     (
         "duplicate table",
