@@ -8,7 +8,7 @@ import pytest
 
 from cratedb_export.core.copy_jobs import CopyRunner, CopyTag, JobsSettings
 from cratedb_export.core.cratedb import Reply
-from cratedb_export.core.errors import AnswerLost, CopyOutcomeUnknown, TransientError
+from cratedb_export.core.errors import AnswerLost, CopyOutcomeUnknown, ExportError, TransientError, classify_crate_error
 from cratedb_export.core.statement import Statement
 
 TAG = CopyTag.new("doc.metrics", date(2024, 1, 1))
@@ -19,12 +19,12 @@ class ScriptedCrate:
     """Test double of CrateDB for this unit only: the COPY's answer is lost, then sys.jobs / sys.jobs_log
     answer from a script (one entry per lookup), so each branch of the resolution is reached exactly."""
 
-    def __init__(self, jobs: list, jobs_log: list) -> None:
-        self.jobs, self.jobs_log, self.sent = list(jobs), list(jobs_log), 0
+    def __init__(self, jobs: list, jobs_log: list, answer: Exception | None = None) -> None:
+        self.jobs, self.jobs_log, self.sent, self.answer = list(jobs), list(jobs_log), 0, answer
 
     def execute_once(self, statement, *, what, rotate=False):
         self.sent += 1
-        raise AnswerLost(f"{what}: no answer (504 Server Error: Gateway Time-out)")
+        raise self.answer or AnswerLost(f"{what}: no answer (504 Server Error: Gateway Time-out)")
 
     def execute(self, statement, *, what, on_retry=None):
         assert TAG.pattern == statement.args[0]
@@ -55,6 +55,17 @@ def test_a_copy_that_ended_with_an_error_reports_that_error():
     with pytest.raises(TransientError, match="JobKilledException") as caught:
         _run(_runner(crate))
     assert caught.value.sent
+
+
+def test_an_error_crate_answered_is_raised_only_once_nothing_of_the_copy_still_runs():
+    """CrateDB answered the COPY with an error (an S3 failure on one node) while its job may still wind down on
+    the others: the error is raised only once sys.jobs no longer shows the COPY, so the day's lease is released
+    (or the COPY sent again) only then."""
+    answered = classify_crate_error("AmazonS3Exception[Access Denied (Status Code: 403)]", what="COPY of a day")
+    crate = ScriptedCrate(jobs=[[["job-1", 1]], [["job-1", 1]], []], jobs_log=[], answer=answered)
+    with pytest.raises(ExportError, match="Access Denied") as caught:
+        _run(_runner(crate))
+    assert caught.value is answered and crate.jobs == [] and crate.sent == 1  # waited through both lookups
 
 
 def test_a_copy_crate_never_saw_may_be_sent_again():

@@ -97,6 +97,10 @@ MISBEHAVIOURS = {
     "502 bad gateway": lambda p, patience: p.answer_status("COPY ", 502, patience=patience, style="haproxy"),
     "503 unavailable": lambda p, patience: p.answer_status("COPY ", 503, patience=patience),
     "509 bandwidth": lambda p, patience: p.answer_status("COPY ", 509, patience=patience),
+    # Any other page of a proxy's own, not CrateDB's JSON: the COPY may have reached CrateDB all the same.
+    "500 proxy error": lambda p, patience: p.answer_status("COPY ", 500, patience=patience),
+    "524 origin timeout": lambda p, patience: p.answer_status("COPY ", 524, patience=patience, style="haproxy"),
+    "408 request timeout": lambda p, patience: p.answer_status("COPY ", 408, patience=patience),
     "connection reset": lambda p, patience: p.reset("COPY ", patience=patience),
     "closed without answer": lambda p, patience: p.close_without_answer("COPY ", patience=patience),
 }

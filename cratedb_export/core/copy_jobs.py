@@ -106,8 +106,9 @@ class CopyRunner:
         except AnswerLost as lost:
             log(f"{lost}; asking CrateDB what became of it ({tag.comment})")
             return self._recover(tag, what, lost, log)
-        except TransientError as error:
-            # CrateDB answered, e.g. JobKilledException when a node left: make sure nothing of it still runs.
+        except ExportError as error:
+            # CrateDB answered with an error (JobKilledException when a node left, an S3 failure on one node):
+            # its job may still be winding down on other nodes, so make sure nothing of it still runs.
             if error.sent:
                 self._wait_until_not_running(tag, what, error, log)
             raise

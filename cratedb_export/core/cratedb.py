@@ -162,8 +162,11 @@ class CrateDB:
 
         With the server pinned, the client reports a failure on the way (refused or reset connection, read
         timeout) as ConnectionError('Server not available, exception: ...'), a 503 as ConnectionError
-        ('503 Server Error: ...'), and a 502/504/509 without CrateDB's JSON as ProgrammingError('50x Server
-        Error: ...'). CrateDB's own errors are ProgrammingError('<ExceptionName>[...]').
+        ('503 Server Error: ...'), and any other answer without CrateDB's JSON as ProgrammingError('<status>
+        Server Error: ...' or '<status> Client Error: ...'). CrateDB's own errors are JSON and become
+        ProgrammingError('<ExceptionName>[...]'). A page of a proxy's own (a 5xx, 408 or 499) may come after
+        the statement reached CrateDB, so its answer counts as lost; any other 4xx page means it was refused
+        on the way.
         """
         text = str(exc)
         if isinstance(exc, crate_errors.ConnectionError) or _GATEWAY_ERROR.match(text):
@@ -177,8 +180,9 @@ class CrateDB:
 
 # A failure before the request left this process: the statement surely did not run.
 _NOT_SENT = ("NewConnectionError", "Connection refused", "ConnectTimeoutError", "NameResolutionError")
-# A gateway's answer without CrateDB's JSON error body (HTTP statuses the client treats as unavailable).
-_GATEWAY_ERROR = re.compile(r"^(502|503|504|509) Server Error")
+# An answer without CrateDB's JSON error body that a proxy may give after forwarding the statement: any 5xx
+# (502/504 gateway, 500, Cloudflare's 520-524, ...), a request timeout (408) or a closed client request (499).
+_GATEWAY_ERROR = re.compile(r"^(5\d\d Server Error|(408|499) Client Error)")
 
 
 class _SingleServerClient(_HttpClient):

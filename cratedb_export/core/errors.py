@@ -37,7 +37,7 @@ class CopyOutcomeUnknown(PermanentError):
 
 class AnswerLost(TransientError):
     """The request may have reached CrateDB but its answer never came (reset or closed connection, read
-    timeout, a 502/503/504/509 from a proxy): only CrateDB's jobs tables can tell what became of it."""
+    timeout, a proxy's own page: any 5xx, a 408 or 499): only CrateDB's jobs tables can tell what became of it."""
 
 
 class VerificationError(PermanentError):

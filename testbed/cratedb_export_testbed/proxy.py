@@ -39,16 +39,22 @@ from urllib.parse import urlsplit
 
 ACTIONS = ("status", "reset", "close")
 _REASONS = {
+    408: "Request Time-out",
+    500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Temporarily Unavailable",
     504: "Gateway Time-out",
     509: "Bandwidth Limit Exceeded",
+    524: "A Timeout Occurred",  # Cloudflare's: the origin took too long
 }
 _HAPROXY_TEXT = {
+    408: "Your browser didn't send a complete request in time.",
+    500: "An internal error occurred.",
     502: "The server returned an invalid or incomplete response.",
     503: "No server is available to handle this request.",
     504: "The server didn't respond in time.",
     509: "Bandwidth limit exceeded.",
+    524: "The origin web server timed out responding to this request.",
 }
 _HEAD_LIMIT = 64 * 1024
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
@@ -204,8 +210,8 @@ class MisbehavingProxy:
     def answer_status(
         self, match: str, status: int = 504, *, count: int = 1, patience: float = 1.0, style: str = "nginx"
     ) -> None:
-        """Answer the first ``count`` requests containing ``match`` with ``status`` (502, 503, 504 or 509)
-        once the upstream has kept them ``patience`` seconds without an answer."""
+        """Answer the first ``count`` requests containing ``match`` with ``status`` (one of `_REASONS`), the
+        proxy's own page and no CrateDB JSON, once the upstream has kept them ``patience`` seconds unanswered."""
         error_page(status, style)  # validates
         self._arm(Rule("status", match, count, patience, status, style))
 
