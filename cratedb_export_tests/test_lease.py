@@ -10,7 +10,7 @@ import time
 from datetime import date
 
 import pytest
-from cratedb_export_testbed.support import list_keys
+from cratedb_export_testbed.support import create_metrics_table, failure_message, list_keys, run_export, spec_for
 
 from cratedb_export.core.errors import PermanentError
 from cratedb_export.core.lease import DayLeases, Holder
@@ -133,3 +133,25 @@ def test_a_lease_whose_process_is_gone_from_this_machine_is_seen_ended():
     ended, finished = _identity_of_a_child(keep_running=False)
     finished.wait(timeout=30)
     assert process_gone(ended)
+
+
+def test_a_lease_of_a_run_this_instance_does_not_know_is_waited_for_never_taken_over(
+    export_env, monkeypatch, crate, s3, bucket, instance
+):
+    """Another deployment (or a command-line run on a throwaway instance) holds the day: Dagster cannot say
+    whether that run still goes, and between its COPYs no COPY shows in sys.jobs. The day is waited for, then
+    fails naming the holder and how to release it; it is never exported twice at once."""
+    table = create_metrics_table(crate, [DAY], per_day=3)
+    directory = DayDirectory(bucket, f"{table.name}-{DAY.isoformat()}/")
+    theirs = {"run_id": "run-of-another-instance", "since": "2024-05-11T00:00:05+00:00", "host": "elsewhere", "pid": 7}
+    s3.client().put_object(Bucket=bucket, Key=directory.key(LEASE), Body=json.dumps(theirs).encode())
+    monkeypatch.setenv("CRATEDB_EXPORT_COPY_WAIT", "2")
+    copies = 'SELECT count(*) FROM "sys"."jobs_log" WHERE "stmt" LIKE ?', [f'%COPY "doc"."{table.name}"%']
+
+    result = run_export([spec_for(table, bucket)], instance, partition=DAY.isoformat())
+
+    message = failure_message(result)
+    assert not result.success and "is being exported by run run-of-another-instance" in message
+    assert f"delete {directory.display_uri()}{LEASE} to release the day" in message
+    assert list_keys(s3.client(), bucket, directory.prefix) == [directory.key(LEASE)]  # theirs, untouched
+    assert crate.sql(*copies) == [[0]]  # no COPY of the day was sent

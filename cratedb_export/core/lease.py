@@ -106,8 +106,11 @@ class DayLeases:
             if elapsed >= self._max_wait:
                 raise PermanentError(
                     f"{table} {day.isoformat()}: {directory.display_uri()} is being exported by run {other} "
-                    f"(since {theirs.get('since')}); waited {elapsed:.0f}s. Not exported by this run: re-run "
-                    "the partition when that run has finished."
+                    f"(since {theirs.get('since')}, process {theirs.get('pid')} on {theirs.get('host')}); waited "
+                    f"{elapsed:.0f}s. Not exported by this run: re-run the partition when that run has finished. "
+                    f"If that run is gone and this Dagster instance does not know it (another deployment's, or a "
+                    f"command-line run on a throwaway instance), and sys.jobs shows no COPY of the day, delete "
+                    f"{directory.display_uri()}{LEASE} to release the day."
                 )
             if told < 0 or elapsed - told >= 60:
                 log(

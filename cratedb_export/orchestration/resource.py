@@ -64,7 +64,9 @@ def run_holder(context: AssetExecutionContext | OpExecutionContext) -> Holder:
     instance = context.instance
 
     def is_alive(run_id: str) -> bool:
+        # A run this instance does not know (another deployment's, a CLI run on a throwaway instance) cannot
+        # be judged from here: it counts as running, unless its process is seen gone (core/process.py).
         other = instance.get_run_by_id(run_id)
-        return other is not None and not other.is_finished
+        return other is None or not other.is_finished
 
     return Holder(context.run.run_id, is_alive)
