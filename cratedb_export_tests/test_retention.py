@@ -258,6 +258,33 @@ def test_a_dry_run_proves_and_reports_and_deletes_nothing(export_env, crate, buc
     assert _count(crate, name, JAN3) == 5
 
 
+def test_a_day_whose_rows_changed_since_its_export_is_not_deleted_though_its_count_is_the_same(
+    export_env, crate, bucket, instance, s3
+):
+    """An update in place (or a delete plus an insert) keeps the day's count; the archive no longer holds
+    its rows as CrateDB does. The day's source digest (rows, sum and max of `_seq_no`) tells, so the day
+    waits for its re-export and its month is not dropped whole; the unchanged day is deleted."""
+    name = _table(crate, {JAN3: 3, JAN17: 3})
+    spec = _spec(name, bucket)
+    _export(spec, instance, JAN3, JAN17)
+    crate.sql(f'UPDATE "doc"."{name}" SET "v" = 99 WHERE "ts" = ?', [_ms(_start(JAN17) + timedelta(hours=1))])
+    crate.sql(f'REFRESH TABLE "doc"."{name}"')
+
+    result = _retain(spec, instance)
+
+    assert result.success, failure_message(result)
+    assert [_count(crate, name, d) for d in (JAN3, JAN17)] == [0, 3]
+    assert JANUARY in _partitions(crate, name)  # not dropped whole: one of its days changed
+    assert _record(s3, bucket, name, JAN3)["how"] == "window" and _record(s3, bucket, name, JAN17) is None
+    waiting = {w["day"]: w["reason"] for w in _metadata(result)["waiting"]}
+    assert "its rows changed since the export" in waiting[JAN17.isoformat()]
+
+    # Exported again, the archive holds the rows as they are now: the day goes.
+    _export(spec, instance, JAN17)
+    again = _retain(spec, instance)
+    assert again.success and _count(crate, name, JAN17) == 0 and _record(s3, bucket, name, JAN17)["state"] == "deleted"
+
+
 def test_max_days_per_run_caps_a_run_oldest_first(export_env, crate, bucket, instance, s3):
     days = [date(2024, 1, 2) + timedelta(days=n) for n in range(3)]
     name = _table(crate, dict.fromkeys(days, 2), ddl=PLAIN_DDL)

@@ -3,8 +3,10 @@
 Every unit is proved right before its DELETE, while this run holds the leases of its days (so no export or
 re-export of them runs meanwhile): the archive (`_SUCCESS`, manifest, every file at its size), the manifest's
 timestamp column and window equal to the DELETE's, and the source's count of the window equal to the
-manifest's rows. Then an intent record ("deleting") is written, the DELETE sent once, the day recounted
-to 0 and the final record ("deleted") written. A run killed at any step leaves a state the next run
+manifest's rows — and its digest (sum and max of `_seq_no`) equal to the manifest's where that has one, so
+rows updated in place since the export are never taken for archived ones. Then an intent record
+("deleting") is written, the DELETE sent once, the day recounted to 0 and the final record ("deleted")
+written. A run killed at any step leaves a state the next run
 recognises and finishes (see `_window_day` and `_partition`); nothing is deleted on a guess.
 
 A whole partition is dropped under a write block: `blocks.write` makes CrateDB refuse inserts into it, so the
@@ -45,7 +47,7 @@ from cratedb_export.core.retention.record import (
     now,
 )
 from cratedb_export.core.schema import SourceTable, read_source_table
-from cratedb_export.core.source import SourceCounts, count_window
+from cratedb_export.core.source import Digest, SourceCounts, digest_day, read_digests
 from cratedb_export.core.statement import (
     delete_partition_statement,
     delete_window_statement,
@@ -271,7 +273,8 @@ class _Work:
         try:
             record = self.store.read_json(directory, DELETION_RECORD)  # again, under the lease
             self._refresh()
-            rows = self._count(state.window)
+            digest = digest_day(self.table, day, self.crate, self.log)
+            rows = digest.rows
             state_now = None if record is None else record.get("state")
             if state_now == DELETED:
                 return self.outcome(state, UNPROVED, _late_rows(rows, record or {}), rows=rows) if rows else None
@@ -287,6 +290,8 @@ class _Work:
                 return self._finish(state, archived, record, rows_deleted=None)
             if rows != archived.rows:
                 return self._not_matching(state, record, rows, archived)
+            if changed := _changed(archived, digest):
+                return self._not_matching(state, record, rows, archived, changed)
             self.on_step(what, "proved")
             if self.dry:
                 return self.outcome(state, WOULD_DELETE, rows=rows, how=WINDOW)
@@ -297,7 +302,7 @@ class _Work:
             reply = self.crate.execute_once(statement, what=f"deleting {what}")
             self.on_step(what, "deleted")
             self._refresh()
-            after = self._count(state.window)
+            after = digest_day(self.table, day, self.crate, self.log).rows
             final = {**intent, "state": DELETED, "deleted_at": now(), "rows_deleted": reply.rowcount}
             if reply.rowcount > rows or after:
                 final["unarchived_rows"] = {"deleted": max(0, reply.rowcount - rows), "remaining": after}
@@ -336,16 +341,26 @@ class _Work:
             why += "; nothing was deleted (the unfinished deletion was called off)"
         return self.outcome(state, UNPROVED, why, rows=rows)
 
-    def _not_matching(self, state: DayState, record: dict | None, rows: int, archived: ArchivedDay) -> DayOutcome:
+    def _not_matching(
+        self, state: DayState, record: dict | None, rows: int, archived: ArchivedDay, changed: str | None = None
+    ) -> DayOutcome:
         where = self.spec.directory_for(state.day).display_uri(self.endpoint)
         if record is not None:
             if rows == record.get("rows_proved"):
                 self._drop_intent(state.day)
+            found = changed or f"found {rows} row(s), the archive holds {archived.rows}"
             return self.outcome(
                 state,
                 UNPROVED,
-                f"an unfinished deletion (since {record.get('decided_at')}) found {rows} row(s), the archive holds "
-                f"{archived.rows}: rows were deleted only in part, or written meanwhile; check the day by hand",
+                f"an unfinished deletion (since {record.get('decided_at')}) {found}: rows were deleted only in "
+                "part, or written meanwhile; check the day by hand",
+                rows=rows,
+            )
+        if changed:
+            return self.outcome(
+                state,
+                WAITING,
+                f"{changed} ({where}); re-export the day (reconcile does so within its window) before it is deleted",
                 rows=rows,
             )
         if rows > archived.rows:
@@ -392,26 +407,26 @@ class _Work:
                 return self._by_window(states, partition, f"{state.day} is not proved", ours)
         try:
             self._refresh()  # a partition drop takes rows not yet refreshed too: count them
-            counts = self._counts(partition)
-            if wrong := _mismatches(counts, archives):
+            digests = self._digests(partition)
+            if wrong := _mismatches(digests, archives):
                 return self._by_window(states, partition, wrong, ours)
             for state in states:
                 self.on_step(f"{spec.table} {state.day.isoformat()}", "proved")
             if self.dry:
                 return [
-                    self.outcome(s, WOULD_DELETE, rows=counts.get(s.day, 0), how=PARTITION, partition=partition.shown)
+                    self.outcome(s, WOULD_DELETE, rows=_rows(digests, s.day), how=PARTITION, partition=partition.shown)
                     for s in states
                 ]
             decided = now()
             intents = {
-                s.day: self._record(archives[s.day], s, DELETING, PARTITION, counts.get(s.day, 0), partition, decided)
+                s.day: self._record(archives[s.day], s, DELETING, PARTITION, _rows(digests, s.day), partition, decided)
                 for s in states
             }
             if not partition.blocked:
                 self._block(partition, blocked=True)
             self._refresh()
-            counts = self._counts(partition)  # the proof: under the block, inserts into the partition fail
-            if wrong := _mismatches(counts, archives):
+            digests = self._digests(partition)  # the proof: under the block, writes to the partition fail
+            if wrong := _mismatches(digests, archives):
                 self._block(partition, blocked=False)
                 for state in states:  # nothing was deleted: the days are ordinary ones again
                     self._drop_intent(state.day)
@@ -428,7 +443,7 @@ class _Work:
             for state in states:
                 self.on_step(f"{spec.table} {state.day.isoformat()}", "deleted")
             self._refresh()
-            after = self._counts(partition)
+            after = {day: digest.rows for day, digest in self._digests(partition).items()}
         except ExportError as error:
             return [self.outcome(s, FAILED, str(error), how=PARTITION, partition=partition.shown) for s in states]
         left = {day.isoformat(): rows for day, rows in after.items() if rows}
@@ -487,15 +502,13 @@ class _Work:
         """Counts see only refreshed rows (CrateDB refreshes every second by default); a proof must see all."""
         self.crate.execute(refresh_statement(self.spec), what=f"refreshing {self.spec.table}", on_retry=self.log)
 
-    def _count(self, window: DayWindow) -> int:
-        return count_window(self.crate, self.spec, window, self.log)
-
-    def _counts(self, partition: PartitionRef) -> dict[date, int]:
+    def _digests(self, partition: PartitionRef) -> dict[date, Digest]:
+        """The source digests of the days whose windows lie in the partition."""
         days = [
             w.day
             for w in whole_days(partition, [self.table.window(d) for d in _days_between(self.table, partition)]) or ()
         ]
-        return SourceCounts(self.table, days, self.crate, self.log).day_counts(days)
+        return read_digests(self.table, days, self.crate, self.log)
 
     def _block(self, partition: PartitionRef, *, blocked: bool) -> None:
         statement = partition_write_block_statement(self.spec, partition.column, partition.value, blocked=blocked)
@@ -567,12 +580,32 @@ class _Work:
         self.store.delete(directory, [StoredObject(directory.key(DELETION_RECORD), 0)])
 
 
-def _mismatches(counts: dict[date, int], archives: dict[date, ArchivedDay]) -> str:
-    """Days whose count is not what their archive holds (days without an archive must have no rows)."""
-    return "; ".join(
-        f"{day}: {counts.get(day, 0)} in CrateDB, {archives[day].rows if day in archives else 0} archived"
-        for day in sorted(set(counts) | set(archives))
-        if counts.get(day, 0) != (archives[day].rows if day in archives else 0)
+def _rows(digests: dict[date, Digest], day: date) -> int:
+    return digests.get(day, Digest.EMPTY).rows
+
+
+def _mismatches(digests: dict[date, Digest], archives: dict[date, ArchivedDay]) -> str:
+    """Days whose rows are not what their archive holds (days without an archive must have no rows)."""
+    wrong = []
+    for day in sorted(set(digests) | set(archives)):
+        rows, archived = _rows(digests, day), archives.get(day)
+        if rows != (archived.rows if archived else 0):
+            wrong.append(f"{day}: {rows} in CrateDB, {archived.rows if archived else 0} archived")
+        elif archived is not None and (changed := _changed(archived, digests.get(day, Digest.EMPTY))):
+            wrong.append(f"{day}: {changed}")
+    return "; ".join(wrong)
+
+
+def _changed(archived: ArchivedDay, now: Digest) -> str | None:
+    """Why the day's rows are not the archived ones though their count is: its source digest now differs from
+    the one its manifest recorded. A manifest without a digest, or with one of other rows than it verified
+    (rows written between the digest and the COPY), proves by count alone, as before digests."""
+    then = Digest.from_json(archived.manifest.get("source_digest"))
+    if then is None or then.rows != archived.rows or then == now:
+        return None
+    return (
+        f"its rows changed since the export (source digest {now}, archived {then}: an update in place, or a "
+        "delete and an insert)"
     )
 
 
