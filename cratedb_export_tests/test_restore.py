@@ -14,7 +14,8 @@ from cratedb_export_testbed.dg_project import ROOT, dg_env, run_dg
 from cratedb_export_testbed.support import create_metrics_table, failure_message, list_keys, run_export, spec_for
 from dagster import AssetKey, DagsterInstance
 
-from cratedb_export.core.storage import MANIFEST
+from cratedb_export.core.storage import LEASE, MANIFEST
+from cratedb_export.core.target import DayDirectory
 from cratedb_export.orchestration.build import build_definitions, resource_from_env
 from cratedb_export.orchestration.restore import RESTORE_JOB
 
@@ -248,6 +249,28 @@ def test_restoring_into_the_source_itself_is_refused_unless_asked_and_replace_gi
     assert len(_rows(crate, source, DAYS[1])) == 5  # nothing was deleted
     (observation, *_) = instance.fetch_observations(AssetKey(["cratedb_export", "doc", table.name]), limit=1).records
     assert observation.asset_observation.metadata["rows_deleted_first"].value == 4
+
+
+def test_a_day_another_run_holds_is_not_restored_while_it_holds_it(exported, crate, instance, s3, bucket, monkeypatch):
+    """A run exporting the day (or retention deleting it) holds its lease: a restore of the day waits for it
+    and, past the wait, fails naming that run, having written nothing; it never reads an archive that is
+    being replaced, nor deletes rows an export is reading."""
+    table, spec = exported
+    directory = DayDirectory(bucket, f"{table.name}-{DAYS[1].isoformat()}/")
+    theirs = {"run_id": "run-exporting-the-day", "since": "2024-04-03T00:00:05+00:00", "host": "elsewhere", "pid": 7}
+    s3.client().put_object(Bucket=bucket, Key=directory.key(LEASE), Body=json.dumps(theirs).encode())
+    monkeypatch.setenv("CRATEDB_EXPORT_COPY_WAIT", "2")
+    source = f'"doc"."{table.name}"'
+    before = _rows(crate, source, DAYS[1])
+
+    held = _restore(spec, instance, first_day=DAYS[1].isoformat(), target_table=spec["table"], mode="replace")
+
+    assert not held.success and "is being exported by run run-exporting-the-day" in failure_message(held)
+    assert _rows(crate, source, DAYS[1]) == before  # nothing deleted, nothing loaded
+    s3.client().delete_object(Bucket=bucket, Key=directory.key(LEASE))  # that run finished
+    again = _restore(spec, instance, first_day=DAYS[1].isoformat(), target_table=spec["table"], mode="replace")
+    assert again.success and _rows(crate, source, DAYS[1]) == before
+    assert list_keys(s3.client(), bucket, directory.key(LEASE)) == []  # the restore released it
 
 
 def test_rows_whose_primary_key_the_target_holds_are_counted_never_silent(exported, crate, instance):

@@ -15,8 +15,10 @@ from pydantic import PrivateAttr
 
 from cratedb_export.core.config import ExportSpec
 from cratedb_export.core.connection import Connected, ConnectionSettings
+from cratedb_export.core.copy_jobs import day_copy_running
 from cratedb_export.core.export import ExportRun
-from cratedb_export.core.lease import Holder
+from cratedb_export.core.lease import DayLeases, Holder
+from cratedb_export.core.retention.delete import day_delete_running
 
 
 class CrateDBExportResource(ConfigurableResource, ConnectionSettings):
@@ -56,6 +58,18 @@ class CrateDBExportResource(ConfigurableResource, ConnectionSettings):
             retry=self.retry,
             max_wait=self.copy_wait,
             copy_slots=threading.BoundedSemaphore(copy_slots) if shared and copy_slots else None,
+        )
+
+    def day_leases(self, holder: Holder, max_wait: float | None = None) -> DayLeases:
+        """Days' leases for work beside exports (retention, restore). A dead run's lease is taken over only
+        when neither a COPY nor a retention DELETE of the day runs; a live one is waited for (`max_wait`,
+        by default `copy_wait`)."""
+        crate = self._connected.crate
+        return DayLeases(
+            self._connected.store,
+            holder,
+            lambda table, day: day_copy_running(crate, table, day) or day_delete_running(crate, table, day),
+            max_wait=self.copy_wait if max_wait is None else max_wait,
         )
 
 

@@ -27,7 +27,7 @@ from cratedb_export.core.errors import ExportError
 from cratedb_export.core.redaction import redact
 from cratedb_export.core.restore.day import MODES, Mode, default_target, restore_days
 from cratedb_export.orchestration.names import ExportNames
-from cratedb_export.orchestration.resource import CrateDBExportResource
+from cratedb_export.orchestration.resource import CrateDBExportResource, run_holder
 
 RESTORE_JOB = "restore_cratedb_days"
 MAX_DAYS = 3660
@@ -77,6 +77,8 @@ def build_restore_job(specs: list[ExportSpec], names: ExportNames) -> JobDefinit
                 target_table=target,
                 mode=mode,
                 log=context.log.warning,
+                # Each day is restored holding its lease: no export clears its archive, no retention deletes it.
+                leases=cratedb.day_leases(run_holder(context)),
             )
         except ExportError as error:
             raise Failure(description=str(error), allow_retries=False) from None

@@ -25,9 +25,7 @@ from dagster import (
 from pydantic import Field
 
 from cratedb_export.core.config import ExportSpec
-from cratedb_export.core.copy_jobs import day_copy_running
 from cratedb_export.core.errors import ExportError
-from cratedb_export.core.lease import DayLeases
 from cratedb_export.core.redaction import redact
 from cratedb_export.core.retention.delete import (
     REMOVED,
@@ -35,7 +33,6 @@ from cratedb_export.core.retention.delete import (
     WOULD_DELETE,
     DayOutcome,
     TableRetention,
-    day_delete_running,
     retain_table,
 )
 from cratedb_export.orchestration.names import ExportNames
@@ -93,15 +90,7 @@ def _build_job(specs: list[ExportSpec], names: ExportNames) -> JobDefinition:
         chosen = _chosen(by_table, config.tables)
         cratedb: CrateDBExportResource = getattr(context.resources, names.resource_key)
         connected = cratedb.connected
-        leases = DayLeases(
-            connected.store,
-            run_holder(context),
-            # A dead run's lease is taken over only when neither a COPY nor a retention DELETE of the day runs.
-            lambda table, day: (
-                day_copy_running(connected.crate, table, day) or day_delete_running(connected.crate, table, day)
-            ),
-            max_wait=LEASE_WAIT_S,
-        )
+        leases = cratedb.day_leases(run_holder(context), max_wait=LEASE_WAIT_S)
         results: list[TableRetention] = []
         for spec in chosen:
             context.log.info(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from cratedb_export.core.archive import ArchivedDay, ArchiveUnproved, read_archi
 from cratedb_export.core.config import ExportSpec
 from cratedb_export.core.cratedb import CrateDB
 from cratedb_export.core.errors import ExportError, VerificationError
+from cratedb_export.core.lease import DayLeases
 from cratedb_export.core.redaction import redact
 from cratedb_export.core.restore.parquet import staged_as_ndjson
 from cratedb_export.core.source import count_window
@@ -159,14 +161,16 @@ def restore_day(
         rows_in_target=0,
     )
     started = time.perf_counter()
+    # Proved again right before anything is written: an export of the day (before this run held its lease)
+    # may have replaced the archive since the restore was planned.
+    now = read_archived_day(store, archived.spec, archived.day, RestoreRefused)
+    if (now.files, now.rows) != (archived.files, archived.rows):
+        raise RestoreRefused(f"{plan.what}: the archive changed since the restore was planned; nothing was written")
     if plan.create:
         assert archived.columns is not None  # plan_day checked
         crate.execute(create_table_statement(target, archived.columns), what=f"creating {target.table}", on_retry=log)
     if plan.mode == "replace" and plan.rows_before:
-        # Proved again right before deleting: the archive as planned, and no more rows there than it holds.
-        now = read_archived_day(store, archived.spec, archived.day, RestoreRefused)
-        if (now.files, now.rows) != (archived.files, archived.rows):
-            raise RestoreRefused(f"{plan.what}: the archive changed since the restore was planned; nothing was deleted")
+        # Counted again right before deleting: no more rows there than the archive holds.
         _check_replaceable(archived, target.table, _count(crate, target, archived, log))
         deleted = crate.execute_once(
             delete_window_statement(target, archived.window), what=f"deleting {archived.day} from {target.table}"
@@ -313,8 +317,10 @@ def restore_days(
     target_table: str | None = None,
     mode: Mode = "refuse",
     log: Callable[[str], None] = lambda _: None,
+    leases: DayLeases | None = None,
 ) -> list[RestoredDay]:
-    """Plan every day first (so a refusal writes nothing), then restore them in order."""
+    """Plan every day first (so a refusal writes nothing), then restore them in order, each while holding
+    its lease (`leases`): no export or retention run clears the archive or deletes the day meanwhile."""
     plans, refusals = [], []
     for day in days:
         try:
@@ -330,6 +336,8 @@ def restore_days(
     for plan in plans:
         if plan.create and plan.target.table in created:  # an earlier day of this run created it
             plan = DayRestorePlan(plan.archived, plan.target, create=False, rows_before=0, mode=plan.mode)
-        restored.append(restore_day(crate, store, access, plan, log))
+        held = leases.hold(spec.table, plan.archived.day, plan.archived.directory, log) if leases else nullcontext()
+        with held:
+            restored.append(restore_day(crate, store, access, plan, log))
         created.add(plan.target.table)
     return restored
