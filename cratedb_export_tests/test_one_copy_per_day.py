@@ -7,6 +7,7 @@ CrateDB (CRATEDB_TEST_URL) the day holds enough rows that its COPY takes longer 
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import threading
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import pytest
+import trustme
 from cratedb_export_testbed.proxy import MisbehavingProxy
 from cratedb_export_testbed.support import (
     CrateUnderTest,
@@ -134,6 +136,37 @@ def test_a_lost_answer_never_starts_a_second_copy(
     stored = instance_text(dagster_home)
     assert "asking CrateDB what became of it" in stored
     assert not secrets.leaks_in(stored)  # (the wire to CrateDB carries the URI as a parameter, by design)
+
+
+def test_an_answer_broken_under_tls_never_starts_a_second_copy(
+    slow_day, crate, s3, bucket, instance, dagster_home, export_env, monkeypatch, tmp_path
+):
+    """Over https (CrateDB Cloud's endpoint is), a middlebox that breaks the answer at the TLS layer gives the
+    client an SSL error, which urllib3 on its own re-sends up to ten times, each time a new COPY. The
+    exporter's client sends it once; the answer counts as lost and CrateDB's jobs tables decide."""
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    trusted = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(trusted))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(trusted))  # the crate client verifies the proxy's certificate
+    before = len(slow_day.copies())
+    with MisbehavingProxy(crate.url, tls=context) as proxy:
+        assert proxy.url.startswith("https://")
+        monkeypatch.setenv("CRATEDB_URL", proxy.url)
+        proxy.break_tls("COPY ", patience=slow_day.patience)
+        slow_day.make_copies_slow()
+        result = run_export([_spec(slow_day, bucket)], instance, partition=DAY.isoformat())
+
+    assert result.success, failure_message(result)
+    assert proxy.forwarded(f'COPY "doc"."{slow_day.name}"') == 1
+    copies = slow_day.copies()[before:]
+    assert len(copies) == 1 and copies[0][3] is None
+    assert next(r for r in proxy.requests if "COPY " in r.body).outcome == "garbled under TLS"
+    prefix = f"{slow_day.name}-{DAY.isoformat()}/"
+    manifest = json.loads(s3.client().get_object(Bucket=bucket, Key=f"{prefix}_manifest.json")["Body"].read())
+    assert manifest["copy_answer"].startswith("answer lost; sys.jobs_log shows job")
+    assert "SSL" in instance_text(dagster_home)  # the lost answer was the TLS layer's
 
 
 def test_a_node_leaving_during_the_copy_is_retried_once_the_job_is_gone(

@@ -21,6 +21,7 @@ from typing import Any
 from crate import client as crate_client
 from crate.client import exceptions as crate_errors
 from crate.client.http import Client as _HttpClient
+from urllib3.util.retry import Retry
 
 from cratedb_export.core.errors import AnswerLost, ExportError, PermanentError, TransientError, classify_crate_error
 from cratedb_export.core.statement import Statement
@@ -186,15 +187,29 @@ _GATEWAY_ERROR = re.compile(r"^(5\d\d Server Error|(408|499) Client Error)")
 
 
 class _SingleServerClient(_HttpClient):
-    """The crate HTTP client held to its one server.
+    """The crate HTTP client held to its one server, each request sent at most once.
 
     Given an explicit server, the client's request loop raises on a failure instead of re-posting the
     statement (it re-posts to the same server after a reset connection, and to the next after a timeout).
+    Below it, urllib3 is given no retries: the client's `Retry(read=0)` still re-sends a request after
+    an SSL error (counted against a total of 10), which over TLS would repeat a COPY. A failure raises
+    at once; the exporter decides what may be sent again (RetryPolicy, copy_jobs.py).
     """
 
     def __init__(self, server: str, **options: Any) -> None:
         super().__init__([server], **options)
         self._server = next(iter(self.server_pool))
+
+    def _create_server(self, server, **pool_kw):  # type: ignore[no-untyped-def]
+        super()._create_server(server, **pool_kw)
+        pool = self.server_pool[server].pool
+        urlopen = pool.urlopen
+
+        def send_once(*args: Any, **kwargs: Any) -> Any:
+            kwargs["retries"] = Retry(total=0, read=0, redirect=False)  # the first failure raises
+            return urlopen(*args, **kwargs)
+
+        pool.urlopen = send_once
 
     def _request(self, method, path, server=None, **kwargs):  # type: ignore[no-untyped-def]
         return super()._request(method, path, server=server or self._server, **kwargs)

@@ -8,7 +8,10 @@ substring (``"COPY "``), once the upstream has not answered for ``patience`` sec
 * :meth:`MisbehavingProxy.answer_status`: answer ``504 Gateway Time-out`` (or 502, 503, 509) with a
   small HTML body, as nginx (default) or HAProxy word it;
 * :meth:`MisbehavingProxy.reset`: reset the client connection (TCP RST, ``SO_LINGER`` 0);
-* :meth:`MisbehavingProxy.close_without_answer`: close the client connection without an answer.
+* :meth:`MisbehavingProxy.close_without_answer`: close the client connection without an answer;
+* :meth:`MisbehavingProxy.break_tls` (with ``tls``, an ``ssl.SSLContext`` for the client side: the proxy
+  then serves https, as CrateDB Cloud's endpoint does): write bytes that are not TLS under the session,
+  as a broken middlebox does, so the client's TLS layer fails (an SSL error, not a lost connection).
 
 In every case the request was already forwarded upstream in full, and the upstream connection stays
 open, its answer read and dropped, until the upstream finishes: the statement keeps running in
@@ -28,7 +31,9 @@ import collections
 import contextlib
 import gzip
 import json
+import os
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -37,7 +42,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-ACTIONS = ("status", "reset", "close")
+ACTIONS = ("status", "reset", "close", "garble")
 _REASONS = {
     408: "Request Time-out",
     500: "Internal Server Error",
@@ -138,6 +143,7 @@ class MisbehavingProxy:
         max_body: int = 64 * 1024 * 1024,
         upstream_timeout: float = 600.0,
         history: int = 10_000,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         parts = urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname:
@@ -147,6 +153,7 @@ class MisbehavingProxy:
         self._max_connections = max_connections
         self._max_body = max_body
         self._upstream_timeout = upstream_timeout
+        self._tls = tls
         self._lock = threading.Lock()
         self._rules: list[Rule] = []
         self._history: collections.deque[Forwarded] = collections.deque(maxlen=history)
@@ -164,7 +171,7 @@ class MisbehavingProxy:
         if self._listener is None:
             raise RuntimeError("MisbehavingProxy is not started")
         host, port = self._listener.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self._tls else 'http'}://{host}:{port}"
 
     def start(self) -> MisbehavingProxy:
         if self._listener is None:
@@ -218,6 +225,13 @@ class MisbehavingProxy:
     def reset(self, match: str, *, count: int = 1, patience: float = 1.0) -> None:
         """Reset (TCP RST) the client connection of the first ``count`` requests containing ``match``."""
         self._arm(Rule("reset", match, count, patience))
+
+    def break_tls(self, match: str, *, count: int = 1, patience: float = 1.0) -> None:
+        """Answer the first ``count`` requests containing ``match`` with bytes that are not TLS (under an
+        https proxy only), then close the connection."""
+        if self._tls is None:
+            raise ValueError("break_tls needs a proxy started with tls=")
+        self._arm(Rule("garble", match, count, patience))
 
     def close_without_answer(self, match: str, *, count: int = 1, patience: float = 1.0) -> None:
         """Close the client connection, without an answer, of the first ``count`` requests containing ``match``."""
@@ -288,8 +302,16 @@ class MisbehavingProxy:
 
     def _serve_client(self, client: socket.socket) -> None:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        reader = client.makefile("rb")
+        reader = None
         try:
+            if self._tls is not None:
+                raw = client
+                raw.settimeout(10)
+                client = self._tls.wrap_socket(raw, server_side=True)  # takes over the raw socket
+                client.settimeout(None)
+                self._untrack(raw)
+                self._track(client)
+            reader = client.makefile("rb")
             while not self._stopping.is_set():
                 request = self._read_request(reader, client)
                 if request is None:
@@ -299,8 +321,9 @@ class MisbehavingProxy:
         except (OSError, _ClientGone, ValueError):
             return
         finally:
-            with contextlib.suppress(OSError):
-                reader.close()
+            if reader is not None:
+                with contextlib.suppress(OSError):
+                    reader.close()
             self._untrack(client)
             self._slots.release()
 
@@ -348,6 +371,12 @@ class MisbehavingProxy:
             record.outcome = "reset"
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             client.close()  # with linger 0: RST instead of FIN
+            return False
+        if rule.action == "garble":
+            record.outcome = "garbled under TLS"
+            with contextlib.suppress(OSError):
+                os.write(client.fileno(), b"HTTP/1.1 502 Bad Gateway\r\n\r\n")  # beneath the TLS session
+                client.shutdown(socket.SHUT_RDWR)
             return False
         record.outcome = "closed"
         with contextlib.suppress(OSError):
