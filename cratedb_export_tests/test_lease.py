@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -80,6 +81,20 @@ def test_a_lease_left_by_an_ended_run_is_taken_over_once_no_copy_of_the_day_runs
     with waiter.hold("doc.t", DAY, directory, log.append) as lease:
         assert lease.waited
     assert any("took over the lease left by run run-crashed" in line for line in log)
+
+
+def test_a_copy_that_shows_in_sys_jobs_just_after_its_holder_died_is_waited_for(s3, bucket):
+    """The holder died right after sending a COPY that CrateDB lists a moment later: the day is looked up
+    twice before its lease is taken over, so that COPY is seen, and waited for instead of joined."""
+    directory = DayDirectory(bucket, "t-2024-05-11/")
+    with _leases(s3, "run-died", {"run-died"}).hold("doc.t", DAY, directory, print) as lease:
+        lease.keep = True
+    listed = itertools.chain([False], itertools.repeat(True))  # not in sys.jobs yet, then there
+    alive = Holder("run-new", lambda other: other == "run-new")
+    waiter = DayLeases(_store(s3), alive, lambda table, day: next(listed), poll=0.05, max_wait=0.3)
+    held = waiter.hold("doc.t", DAY, directory, print)
+    with pytest.raises(PermanentError, match="being exported by run run-died"), held:
+        pytest.fail("took the day over while CrateDB had just started a COPY of it")
 
 
 def test_clearing_a_day_aborts_unfinished_uploads_and_keeps_the_lease(s3, bucket):

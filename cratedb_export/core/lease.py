@@ -96,6 +96,10 @@ class DayLeases:
             # this machine, ends it too (core/process.py).
             ended = other == self._holder.run_id or process_gone(theirs) or not self._holder.is_alive(other)
             if ended and not self._copy_running(table, day):
+                # A COPY its holder sent right before it died may not show in sys.jobs yet: look once more.
+                self._sleep(self._poll)
+                if self._copy_running(table, day):
+                    continue
                 etag = self._store.replace_json(directory, LEASE, mine, their_etag)
                 if etag is not None:
                     log(f"{table} {day.isoformat()}: took over the lease left by run {other}, which has ended")
