@@ -267,9 +267,9 @@ def connection(services: Services) -> dict:
 S3_REQUEST_WHY = {
     "PutObject": "lease create (If-None-Match), manifest, _SUCCESS",
     "DeleteObject": "lease release (If-Match on its version)",
-    "DeleteObjects": "clearing: marker and manifest first (always after a run-wide listing), then leftovers",
-    "ListObjectsV2": "the run's listing per table and month (shared), and the day's listing to verify",
-    "ListMultipartUploads": "the run's listing per table and month: unfinished uploads to abort",
+    "DeleteObjects": "clearing what the day's listing under its lease shows (none for a new day)",
+    "ListObjectsV2": "the day's listing under its lease (what to clear), and after its COPY (what landed)",
+    "ListMultipartUploads": "the run's listing of unfinished uploads per table and month (shared)",
     "GetObject": "read-back of each non-empty data file (verify: read_back); a deletion record only where listed",
     "HeadObject": "",
 }
