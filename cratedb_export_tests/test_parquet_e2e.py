@@ -3,7 +3,9 @@ pyarrow.dataset (its own S3 filesystem, Hive partitions) and DuckDB (through an 
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import uuid
 from datetime import UTC, date, datetime
 
@@ -147,13 +149,17 @@ def test_parquet_reruns_leave_one_identical_copy_and_failures_leave_no_parquet(
 
 
 def test_a_failed_conversion_leaves_no_parquet_no_upload_and_no_marker(s3, bucket, monkeypatch):
-    """Staged NDJSON whose second object holds a value its column cannot hold: nothing is published."""
+    """Staged NDJSON whose second object holds a value its column cannot hold, after parts of the Parquet
+    file were uploaded: the upload is aborted and nothing is published."""
     access = S3Access(TEST_SECRETS.access_key, TEST_SECRETS.secret_key, endpoint=s3.endpoint, protocol="http")
     store = ObjectStore(access)
+    parts: list[str] = []
+    store._client.meta.events.register("before-call.s3.UploadPart", lambda **_: parts.append("part"))
     directory = DayDirectory(bucket, "t/dt=2024-01-01/")
     staging = staging_directory(directory)
     client = s3.client()
-    good = b"".join(b'{"a":%d,"t":"%s"}\n' % (n, b"x" * 200) for n in range(40_000))
+    # Text that does not compress, so the rows before the bad value fill more than one 5 MiB part.
+    good = b"".join(b'{"a":%d,"t":"%s"}\n' % (n, base64.b64encode(os.urandom(150))) for n in range(60_000))
     client.put_object(Bucket=bucket, Key=staging.key("t_0_.json"), Body=good)
     client.put_object(Bucket=bucket, Key=staging.key("t_1_.json"), Body=b'{"a":1}\n{"a":2147483648}\n')
     monkeypatch.setattr("cratedb_export.core.storage.MultipartUpload.__init__.__defaults__", (5 << 20,))
@@ -164,8 +170,9 @@ def test_a_failed_conversion_leaves_no_parquet_no_upload_and_no_marker(s3, bucke
             directory,
             file_name="t_2024-01-01.parquet",
             what="doc.t 2024-01-01",
-            counts={"copy_rowcount": 40_002, "source_rows": 40_002},
+            counts={"copy_rowcount": 60_002, "source_rows": 60_002},
         )
+    assert parts, "no part was uploaded before the bad value: the abort was not exercised"
     assert list_keys(client, bucket, directory.prefix) == [staging.key("t_0_.json"), staging.key("t_1_.json")]
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
