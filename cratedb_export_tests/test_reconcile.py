@@ -8,6 +8,7 @@ deleted from a third, a fourth is left alone, and a day outside the window chang
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,8 +24,7 @@ from cratedb_export_testbed.support import (
 from dagster import AssetKey, build_sensor_context
 
 from cratedb_export.core.config import parse_export_specs
-from cratedb_export.core.cratedb import Reply
-from cratedb_export.core.errors import TransientError
+from cratedb_export.core.cratedb import CrateDB, Reply
 from cratedb_export.core.reconcile import (
     CHANGED,
     EMPTIED,
@@ -238,29 +238,21 @@ def test_digest_statements_hold_no_value_or_secret():
         assert not TEST_SECRETS.leaks_in(statement.sql)
 
 
-class _FakeCrate:
-    """Answers digest statements from (epoch ms, _seq_no) rows, as CrateDB groups them; records each statement."""
+class _Counting:
+    """A real CrateDB client (of the stand-in, or of a real CrateDB) that counts the statements sent through it."""
 
-    def __init__(self, rows: list[tuple[int, int]], fail: bool = False) -> None:
-        self.rows, self.fail, self.sent = rows, fail, []
+    def __init__(self, crate) -> None:
+        self.client, self.sent = CrateDB([crate.url], username=crate.username, password=crate.password), []
 
     def execute(self, statement, *, what: str, on_retry=None) -> Reply:
         self.sent.append(statement)
-        if self.fail:
-            raise TransientError("CrateDB unreachable")
-        start, end = statement.args
-        inside = [(ms, seq) for ms, seq in self.rows if start <= ms < end]
-        if "GROUP BY" not in statement.sql:
-            seqs = [seq for _, seq in inside]
-            return Reply(1, rows=[[len(seqs), sum(seqs) if seqs else None, max(seqs, default=None)]])
-        hours: dict[int, list[int]] = {}
-        for ms, seq in inside:
-            hours.setdefault(ms - ms % 3_600_000, []).append(seq)
-        return Reply(len(hours), rows=[[hour, len(s), sum(s), max(s)] for hour, s in hours.items()])
+        return self.client.execute(statement, what=what, on_retry=on_retry)
 
 
-def _table(timezone: str = "UTC", column_type: str = "timestamp with time zone") -> SourceTable:
-    spec = _export_spec({"table": "doc.t", "timestamp_column": "ts", "target": "bucket/t", "timezone": timezone})
+def _table(crate, timezone: str = "UTC", column_type: str = "timestamp with time zone") -> SourceTable:
+    name = f"digests_{uuid.uuid4().hex[:10]}"
+    crate.sql(f'CREATE TABLE "doc"."{name}" ("ts" {column_type.upper()}, "v" INTEGER) CLUSTERED INTO 2 SHARDS')
+    spec = _export_spec({"table": f"doc.{name}", "timestamp_column": "ts", "target": "bucket/t", "timezone": timezone})
     return SourceTable(spec, (Column("ts", column_type),))
 
 
@@ -273,24 +265,41 @@ def _table(timezone: str = "UTC", column_type: str = "timestamp with time zone")
         ("UTC", "bigint", 3),  # date_trunc cannot bucket BIGINT: each day on its own
     ],
 )
-def test_digests_of_a_span_are_bucketed_per_day(timezone, column_type, statements):
-    table = _table(timezone, column_type)
+def test_digests_of_a_span_are_bucketed_per_day(crate, timezone, column_type, statements):
+    table = _table(crate, timezone, column_type)
+    name = table.spec.table.split(".")[1]
     days = [date(2026, 12, 1), date(2026, 12, 2), date(2026, 12, 3)]
     windows = [table.window(day) for day in days]
     rows = []
     for index, window in enumerate(windows):  # the first and last millisecond of each day, and noon
-        rows += [(window.start_ms, 10 * index), (window.start_ms + 43_200_000, 10 * index + 1)]
-        rows += [(window.end_ms - 1, 10 * index + 2)]
-    crate = _FakeCrate(rows)
-    found = read_digests(table, days, crate)
-    assert len(crate.sent) == statements
-    assert found == {day: Digest(3, 30 * i + 3, 10 * i + 2) for i, day in enumerate(days)}
+        rows += [[window.start_ms, index], [window.start_ms + 43_200_000, index], [window.end_ms - 1, index]]
+    crate.sql(f'INSERT INTO "doc"."{name}" ("ts", "v") VALUES (?, ?)', bulk_args=rows)
+    crate.sql(f'UPDATE "doc"."{name}" SET "v" = 9 WHERE "ts" = ?', [windows[1].start_ms])  # a higher _seq_no
+    crate.sql(f'REFRESH TABLE "doc"."{name}"')
+    expected = {}
+    for day, window in zip(days, windows, strict=True):
+        ((count, total, highest),) = crate.sql(
+            f'SELECT count(*), sum("_seq_no"), max("_seq_no") FROM "doc"."{name}" WHERE "ts" >= ? AND "ts" < ?',
+            [window.start_ms, window.end_ms],
+        )
+        expected[day] = Digest(count, total, highest)
+
+    counting = _Counting(crate)
+    found = read_digests(table, days, counting)  # type: ignore[arg-type]
+    crate.sql(f'DROP TABLE "doc"."{name}"')
+
+    assert len(counting.sent) == statements
+    assert found == expected and all(digest.rows == 3 for digest in found.values())
 
 
-def test_a_digest_that_cannot_be_read_leaves_the_day_without_one():
+def test_a_digest_that_cannot_be_read_leaves_the_day_without_one(crate, double):
+    table = _table(crate)
     logged: list[str] = []
-    digests = SourceDigests(_table(), [date(2026, 12, 1), date(2026, 12, 2)], _FakeCrate([], fail=True), logged.append)
-    assert digests.of(date(2026, 12, 1)) is None
+    days = [date(2026, 12, 1), date(2026, 12, 2)]
+    digests = SourceDigests(table, days, _Counting(crate).client, logged.append)
+    double.faults.fail_next(count=2, status=500, code=5000, message="SQLParseException[fault injected]")
+    assert digests.of(days[0]) is None
+    crate.sql(f"DROP TABLE {table.spec.table}")
     assert any("exported without it" in line for line in logged)
     assert Digest.from_json(None) is None and Digest.from_json({"rows": 1}) is None
     assert Digest.from_json(Digest(2, 5, 3).as_json()) == Digest(2, 5, 3)
