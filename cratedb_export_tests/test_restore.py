@@ -172,13 +172,15 @@ def test_dg_launch_restores_a_day_from_the_command_line(tmp_path, exported, crat
 
 @pytest.mark.parametrize("format", ["json", "parquet"])
 def test_a_day_of_every_type_round_trips(export_env, crate, bucket, instance, s3, format):
-    """Numbers, text, booleans, timestamps with and without time zone, objects (nested) and arrays, NULLs
-    included, archived as JSON or as Parquet: what comes back equals the source, column by column."""
+    """Numbers (SMALLINT and "char" too), text, booleans, timestamps with and without time zone, objects
+    (nested), arrays, IPs and geo points, NULLs included, archived as JSON or as Parquet: what comes back
+    equals the source, column by column."""
     name = f"types_{uuid.uuid4().hex[:10]}"
     crate.sql(
         f'CREATE TABLE "doc"."{name}" ("id" BIGINT, "i" INTEGER, "t" TEXT, "d" DOUBLE PRECISION, "r" REAL, '
         '"b" BOOLEAN, "ts" TIMESTAMP WITH TIME ZONE, "wall" TIMESTAMP WITHOUT TIME ZONE, "o" OBJECT(DYNAMIC), '
-        '"a" ARRAY(BIGINT), "at" ARRAY(TEXT), "ao" ARRAY(OBJECT(DYNAMIC)))'
+        '"a" ARRAY(BIGINT), "at" ARRAY(TEXT), "ao" ARRAY(OBJECT(DYNAMIC)), "s" SMALLINT, "c" "char", "ip" IP, '
+        '"gp" GEO_POINT)'
     )
     start = int((DAYS[0] - date(1970, 1, 1)).total_seconds() * 1000)
     rows = [
@@ -195,13 +197,34 @@ def test_a_day_of_every_type_round_trips(export_env, crate, bucket, instance, s3
             [1, 2**62],
             ["a", "b"],
             [{"k": 1}, {"k": 2, "m": "z"}],
+            -32768,
+            -128,
+            "10.0.0.1",
+            [9.5, 50.1],
         ],
-        [2, -3, 'quote " and \\ back', -0.1, 0.5, False, start + 86_399_999, start, {"k": [1, 2]}, [], [], []],
-        [3, None, None, None, None, None, start + 3_600_000, None, None, None, None, None],
+        [
+            2,
+            -3,
+            'quote " and \\ back',
+            -0.1,
+            0.5,
+            False,
+            start + 86_399_999,
+            start,
+            {"k": [1, 2]},
+            [],
+            [],
+            [],
+            1,
+            1,
+            "::1",
+            [0.0, 0.0],
+        ],
+        [3, None, None, None, None, None, start + 3_600_000, None, None, None, None, None, None, None, None, None],
     ]
     crate.sql(
-        f'INSERT INTO "doc"."{name}" ("id", "i", "t", "d", "r", "b", "ts", "wall", "o", "a", "at", "ao") '
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f'INSERT INTO "doc"."{name}" ("id", "i", "t", "d", "r", "b", "ts", "wall", "o", "a", "at", "ao", "s", '
+        '"c", "ip", "gp") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         bulk_args=rows,
     )
     crate.sql(f'REFRESH TABLE "doc"."{name}"')
@@ -216,7 +239,7 @@ def test_a_day_of_every_type_round_trips(export_env, crate, bucket, instance, s3
     assert run_export([spec], instance, partition=DAYS[0].isoformat()).success
     assert _restore(spec, instance, first_day=DAYS[0].isoformat()).success
 
-    columns = '"id", "i", "t", "d", "r", "b", "ts", "wall", "o", "a", "at", "ao"'
+    columns = '"id", "i", "t", "d", "r", "b", "ts", "wall", "o", "a", "at", "ao", "s", "c", "ip", "gp"'
     source = crate.sql(f'SELECT {columns} FROM "doc"."{name}" ORDER BY "id"')
     crate.sql(f'REFRESH TABLE "doc"."{name}_restored"')
     assert crate.sql(f'SELECT {columns} FROM "doc"."{name}_restored" ORDER BY "id"') == source

@@ -118,6 +118,7 @@ _DDL_TYPES = {
     "bigint": "BIGINT",
     "integer": "INTEGER",
     "smallint": "SMALLINT",
+    "byte": "BYTE",  # the type `"char"`, which information_schema names byte
     "boolean": "BOOLEAN",
     "double precision": "DOUBLE PRECISION",
     "real": "REAL",
