@@ -36,22 +36,22 @@ from cratedb_export.orchestration.build import build_definitions
 D0, D1, D2 = date(2024, 3, 30), date(2024, 3, 31), date(2024, 4, 1)
 HIVE = "{target}/dt={date}/"
 
-# One column of each kind: (name, DDL type, value inserted, Parquet type, DuckDB's type, the stand-in has it).
+# One column of each kind: (name, DDL type, value inserted, Parquet type, DuckDB's type).
 TYPED = [
-    ("i", "INTEGER", 2147483647, pa.int32(), "INTEGER", True),
-    ("s", "SMALLINT", -32768, pa.int16(), "SMALLINT", False),
-    ("b", "BIGINT", 9007199254740993, pa.int64(), "BIGINT", True),
-    ("c", '"char"', -128, pa.int8(), "TINYINT", False),
-    ("r", "REAL", 1.1, pa.float32(), "FLOAT", True),
-    ("d", "DOUBLE PRECISION", 2.2, pa.float64(), "DOUBLE", True),
-    ("t", "TEXT", "grüße", pa.string(), "VARCHAR", True),
-    ("bo", "BOOLEAN", False, pa.bool_(), "BOOLEAN", True),
-    ("ntz", "TIMESTAMP WITHOUT TIME ZONE", "2024-03-31T23:59:59.999", pa.timestamp("ms"), "TIMESTAMP", True),
-    ("o", "OBJECT(DYNAMIC)", {"a": 1, "b": {"c": "z"}}, pa.string(), "VARCHAR", True),
-    ("ta", "ARRAY(TEXT)", ["x", None], pa.list_(pa.string()), "VARCHAR[]", True),
-    ("ia", "ARRAY(INTEGER)", [1, 2], pa.list_(pa.int32()), "INTEGER[]", True),
-    ("gp", "GEO_POINT", [9.5, 50.1], pa.list_(pa.float64()), "DOUBLE[]", False),
-    ("ip", "IP", "10.0.0.1", pa.string(), "VARCHAR", False),
+    ("i", "INTEGER", 2147483647, pa.int32(), "INTEGER"),
+    ("s", "SMALLINT", -32768, pa.int16(), "SMALLINT"),
+    ("b", "BIGINT", 9007199254740993, pa.int64(), "BIGINT"),
+    ("c", '"char"', -128, pa.int8(), "TINYINT"),
+    ("r", "REAL", 1.1, pa.float32(), "FLOAT"),
+    ("d", "DOUBLE PRECISION", 2.2, pa.float64(), "DOUBLE"),
+    ("t", "TEXT", "grüße", pa.string(), "VARCHAR"),
+    ("bo", "BOOLEAN", False, pa.bool_(), "BOOLEAN"),
+    ("ntz", "TIMESTAMP WITHOUT TIME ZONE", "2024-03-31T23:59:59.999", pa.timestamp("ms"), "TIMESTAMP"),
+    ("o", "OBJECT(DYNAMIC)", {"a": 1, "b": {"c": "z"}}, pa.string(), "VARCHAR"),
+    ("ta", "ARRAY(TEXT)", ["x", None], pa.list_(pa.string()), "VARCHAR[]"),
+    ("ia", "ARRAY(INTEGER)", [1, 2], pa.list_(pa.int32()), "INTEGER[]"),
+    ("gp", "GEO_POINT", [9.5, 50.1], pa.list_(pa.float64()), "DOUBLE[]"),
+    ("ip", "IP", "10.0.0.1", pa.string(), "VARCHAR"),
 ]
 TYPED_DDL = """CREATE TABLE "doc"."{name}" ("ts" TIMESTAMP WITH TIME ZONE, {columns},
   "month" TIMESTAMP WITH TIME ZONE GENERATED ALWAYS AS date_trunc('month', "ts")
@@ -224,9 +224,9 @@ def test_a_column_added_between_days_keeps_the_lake_one_dataset(export_env, inst
 
 
 def _typed_table(crate) -> tuple[str, list]:
-    """A table with a column of each type CrateDB (or, on the stand-in, the stand-in) has; one full row."""
+    """A table with a column of each kind; one full row."""
     name = f"typed_{uuid.uuid4().hex[:10]}"
-    typed = [t for t in TYPED if crate.double is None or t[5]]
+    typed = TYPED
     crate.sql(TYPED_DDL.format(name=name, columns=", ".join(f'"{c}" {ddl}' for c, ddl, *_ in typed)))
     quoted = ", ".join(f'"{c}"' for c, *_ in typed)
     marks = ", ".join("?" for _ in typed)
@@ -263,7 +263,7 @@ def test_readers_see_every_type_of_a_parquet_lake(export_env, instance, s3, buck
     query = f"FROM read_parquet('s3://{bucket}/{name}/*/*.parquet', hive_partitioning = true)"
     types = dict(connection.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * {query})").fetchall())
     zoned = "TIMESTAMP WITH TIME ZONE"
-    assert types == {"ts": zoned, **{c: duck for c, _, _, _, duck, _ in typed}, "month": zoned, "dt": "DATE"}
+    assert types == {"ts": zoned, **{c: duck for c, _, _, _, duck in typed}, "month": zoned, "dt": "DATE"}
     got = connection.execute(f"SELECT b, json_extract_string(o, '$.b.c'), dt, ntz {query} WHERE i IS NOT NULL")
     assert got.fetchone() == (9007199254740993, "z", D1, expected["ntz"])
 

@@ -714,6 +714,37 @@ def test_output_columns_are_named_as_crate_names_them(double: CrateDouble, table
     assert (status, reply["error"]["code"]) == (400, 4004)  # CrateDB's message here quotes its plan
 
 
+def test_smallint_char_ip_and_geo_point_are_typed_and_refused_as_crate_does(double: CrateDouble, table: str) -> None:
+    """As CrateDB 6.4.3 answered the same statements (2026-12-06)."""
+    sql(double, f'CREATE TABLE {table} ("s" SMALLINT, "c" "char", "gp" GEO_POINT, "ip" IP, "sa" ARRAY(SMALLINT))')
+    insert = f'INSERT INTO {table} ("s", "c", "gp", "ip", "sa") VALUES (?, ?, ?, ?, ?)'
+    sql(double, insert, [-32768, -128, [9.5, 50.1], "10.0.0.1", [1, 2]])
+    sql(double, insert, ["12", 1, "POINT(9.5 50.1)", "::1", None])
+    status, _, reply = http(
+        double, {"stmt": f'SELECT "s", "c", "gp", "ip", "sa" FROM {table} ORDER BY "s"'}, path="/_sql?types"
+    )
+    assert status == 200 and reply["col_types"] == [8, 2, 13, 5, [100, 8]]
+    assert reply["rows"] == [[-32768, -128, [9.5, 50.1], "10.0.0.1", [1, 2]], [12, 1, [9.5, 50.1], "::1", None]]
+    types = sql(
+        double,
+        'SELECT "column_name", "data_type" FROM "information_schema"."columns" WHERE "table_schema" = ? '
+        'AND "table_name" = ? ORDER BY "ordinal_position"',
+        ["doc", table],
+    )
+    assert types == [["s", "smallint"], ["c", "byte"], ["gp", "geo_point"], ["ip", "ip"], ["sa", "smallint_array"]]
+    for column, value, shown, type_name in (
+        ("s", 40000, "40000", "smallint"),
+        ("c", 200, "200", "byte"),
+        ("c", "a", "a", "byte"),
+        ("gp", [200, 10], "[200, 10]", "geo_point"),
+        ("gp", [9.5], "[9.5]", "geo_point"),
+        ("gp", "abc", "abc", "geo_point"),
+        ("ip", "10.0.0.300", "10.0.0.300", "ip"),
+    ):
+        expected = f"SQLParseException[Cannot cast value `{shown}` to type `{type_name}`]"
+        assert refusal(double, f'INSERT INTO {table} ("{column}") VALUES (?)', [value]) == expected
+
+
 def test_values_cast_as_crate_casts_them(double: CrateDouble, table: str) -> None:
     sql(double, f"CREATE TABLE {table} (id INTEGER, n INTEGER, s TEXT, b BOOLEAN, big BIGINT)")
     rows = [

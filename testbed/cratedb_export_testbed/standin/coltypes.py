@@ -7,6 +7,7 @@ strings are epoch-millisecond digits or ISO-8601 (with time zone only for ``WITH
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ from cratedb_export_testbed.standin.errors import cannot_cast, not_in_double, sq
 _SCALARS = {
     "bigint": ("bigint", 10),
     "integer": ("integer", 9),
+    "smallint": ("smallint", 8),
+    "byte": ("byte", 2),  # the type `"char"`
+    "ip": ("ip", 5),
+    "geo_point": ("geo_point", 13),
     "text": ("text", 4),
     "double": ("double precision", 6),
     "real": ("real", 7),
@@ -31,6 +36,9 @@ _SCALARS = {
 _ALIASES = {
     "BIGINT": "bigint", "LONG": "bigint", "INT8": "bigint",
     "INTEGER": "integer", "INT": "integer", "INT4": "integer",
+    "SMALLINT": "smallint", "SHORT": "smallint", "INT2": "smallint",
+    '"CHAR"': "byte", "BYTE": "byte",
+    "IP": "ip", "GEO_POINT": "geo_point",
     "TEXT": "text", "STRING": "text", "VARCHAR": "text", "CHARACTER VARYING": "text",
     "DOUBLE": "double", "DOUBLE PRECISION": "double", "FLOAT8": "double",
     "REAL": "real", "FLOAT": "real", "FLOAT4": "real",
@@ -161,13 +169,19 @@ def _cast(value: Any, target: ColumnType) -> Any:
         if not isinstance(value, dict):
             raise TypeError
         return value
+    if kind == "geo_point":
+        return _geo_point(value)
     if isinstance(value, (dict, list)):
         raise TypeError
-    if kind in ("bigint", "integer"):
+    if kind == "ip":
+        if not isinstance(value, str):
+            raise TypeError
+        return str(ipaddress.ip_address(value))  # as CrateDB 6.4.3 gives it back: '::1', '10.0.0.1'
+    if kind in _INTEGER_BITS:
         if isinstance(value, bool):
             raise TypeError
         number = int(value)  # Long.parseLong / Number.longValue: strings of digits, numbers truncated
-        limit = 2**63 if kind == "bigint" else 2**31
+        limit = 2 ** (_INTEGER_BITS[kind] - 1)
         if not -limit <= number < limit:
             raise OverflowError
         return number
@@ -182,6 +196,25 @@ def _cast(value: Any, target: ColumnType) -> Any:
             return "t" if value else "f"
         return value if isinstance(value, str) else str(value)
     return to_epoch_ms(value, with_tz=kind == "timestamptz")
+
+
+_INTEGER_BITS = {"bigint": 64, "integer": 32, "smallint": 16, "byte": 8}
+_WKT_POINT = re.compile(r"\s*POINT\s*\(\s*(\S+)\s+(\S+)\s*\)\s*", re.IGNORECASE)
+
+
+def _geo_point(value: Any) -> list[float]:
+    """``GeoPointType``: ``[lon, lat]`` or WKT ``POINT (lon lat)``, within the earth's bounds."""
+    if isinstance(value, str):
+        match = _WKT_POINT.fullmatch(value)
+        if not match:
+            raise ValueError(value)
+        value = [float(match[1]), float(match[2])]
+    if not isinstance(value, list) or len(value) != 2 or any(isinstance(v, bool) for v in value):
+        raise TypeError
+    lon, lat = (float(v) for v in value)
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise ValueError(value)
+    return [lon, lat]
 
 
 _BOOLEANS = {"f": False, "false": False, "n": False, "no": False, "off": False, "0": False,
