@@ -371,6 +371,16 @@ def _day_of(directory: str) -> date | None:
     return None
 
 
+def _export_step_span(instance: DagsterInstance, run_id: str) -> tuple[float, float]:
+    """When the run's export step started and ended (its STEP_START and STEP_SUCCESS / STEP_FAILURE)."""
+    moments = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is not None and event.step_key and event.step_key.startswith("export_tables"):
+            moments.setdefault(event.event_type_value, entry.timestamp)
+    return moments["STEP_START"], moments.get("STEP_SUCCESS", moments.get("STEP_FAILURE", float("inf")))
+
+
 def test_backfill_through_dagster_dev(tmp_path, monkeypatch, export_env, crate, s3, bucket, secrets, record_property):
     tables = [create_metrics_table(crate, DAYS, per_day=4) for _ in range(2)]
     config = tmp_path / "exports.yaml"
@@ -507,6 +517,25 @@ def test_backfill_through_dagster_dev(tmp_path, monkeypatch, export_env, crate, 
         with DagsterInstance.local_temp(str(home)) as stored:
             spans = sorted((r.start_time, r.end_time) for r in (stored.get_run_record_by_id(i) for i in twice))
         assert spans[0][1] <= spans[1][0], f"runs of the same day overlapped: {spans}"
+
+        # The pool bounds export steps across runs: dagster.yaml's default_limit 2, however many runs the
+        # queue starts. Three runs of other days at once, each COPY made slow: at most two export at once.
+        if crate.double is not None:
+            crate.double.faults.slow_next_copy(seconds=3, count=2 * len(DAYS[1:]))
+        others = [
+            graphql_client.submit_job_execution("daily_cratedb_export", tags={"dagster/partition": day.isoformat()})
+            for day in DAYS[1:]
+        ]
+
+        def all_done():
+            statuses = [graphql_client.get_run_status(run_id).value for run_id in others]
+            return statuses if all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in statuses) else None
+
+        assert dev.poll("three runs of other days", BACKFILL_TIMEOUT, all_done) == ["SUCCESS"] * len(others)
+        with DagsterInstance.local_temp(str(home)) as stored:
+            steps = [_export_step_span(stored, run_id) for run_id in others]
+        at_once = max(sum(1 for start, end in steps if start <= moment < end) for moment, _ in steps)
+        assert at_once <= 2, f"export steps of {len(steps)} runs: {at_once} at once, the pool allows 2: {steps}"
 
         # Nothing dagster dev started listens beyond loopback: the webserver binds 127.0.0.1, the code
         # servers use Unix sockets.
