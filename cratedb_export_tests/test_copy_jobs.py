@@ -78,6 +78,7 @@ def test_a_copy_crate_never_saw_may_be_sent_again():
 @pytest.mark.parametrize(
     ("crate", "settings", "match"),
     [
+        # End to end, against a stand-in without jobs tables: test_one_copy_per_day.py.
         (ScriptedCrate([], []), JobsSettings(enabled=False), "keeps no jobs tables"),
         (ScriptedCrate([TransientError("unreachable")], []), JobsSettings(), "could not be asked"),
         (ScriptedCrate([[["job-1", 1]]] * 50, []), JobsSettings(), "still running in CrateDB"),

@@ -18,13 +18,16 @@ from datetime import UTC, date, datetime
 import pytest
 import trustme
 from cratedb_export_testbed.proxy import MisbehavingProxy
+from cratedb_export_testbed.standin import CrateDouble
 from cratedb_export_testbed.support import (
     CrateUnderTest,
+    create_metrics_table,
     failure_message,
     instance_text,
     list_keys,
     materialize_command,
     run_export,
+    spec_for,
 )
 from dagster import DagsterInstance
 
@@ -167,6 +170,31 @@ def test_an_answer_broken_under_tls_never_starts_a_second_copy(
     manifest = json.loads(s3.client().get_object(Bucket=bucket, Key=f"{prefix}_manifest.json")["Body"].read())
     assert manifest["copy_answer"].startswith("answer lost; sys.jobs_log shows job")
     assert "SSL" in instance_text(dagster_home)  # the lost answer was the TLS layer's
+
+
+def test_without_jobs_tables_a_lost_answer_fails_the_day_unmarked_and_still_leased(
+    export_env, s3, bucket, instance, monkeypatch, secrets
+):
+    """A CrateDB that keeps no jobs tables (`stats.enabled = false`) cannot tell what became of a COPY whose
+    answer was lost: the day fails saying so, is not marked, keeps its lease (no other run starts a COPY of
+    it) and the COPY is not sent again. Always against a stand-in of its own, started with stats off: on a
+    real CrateDB the setting is cluster-wide."""
+    with CrateDouble(users={"exporter": secrets.password}, stats_enabled=False) as statless:
+        crate = CrateUnderTest(url=statless.url, username="exporter", password=secrets.password, double=statless)
+        table = create_metrics_table(crate, [DAY], per_day=3)
+        with MisbehavingProxy(statless.url) as proxy:
+            monkeypatch.setenv("CRATEDB_URL", proxy.url)
+            proxy.answer_status("COPY ", 504, patience=1.0)
+            statless.faults.slow_next_copy(seconds=3)
+            result = run_export([spec_for(table, bucket)], instance, partition=DAY.isoformat())
+            sent = proxy.forwarded(f'COPY "doc"."{table.name}"')
+
+    message = failure_message(result)
+    assert not result.success and "keeps no jobs tables" in message and "it was not sent again" in message
+    assert sent == 1
+    prefix = f"{table.name}-{DAY.isoformat()}/"
+    keys = list_keys(s3.client(), bucket, prefix)
+    assert f"{prefix}_EXPORTING" in keys and f"{prefix}_SUCCESS" not in keys and f"{prefix}_manifest.json" not in keys
 
 
 def test_a_node_leaving_during_the_copy_is_retried_once_the_job_is_gone(
