@@ -111,8 +111,9 @@ class DayExport:
 
 @dataclass(frozen=True)
 class TableBatch:
-    """What the days of one table in one run share: the source is counted (and its digests read), and S3
-    listed, once for all."""
+    """What the days of one table in one run share: the source is counted (and its digests read), and the
+    unfinished uploads below their directories listed, once for all (each day's objects are listed under
+    its lease)."""
 
     source: SourceCounts
     uploads: RunUploads
