@@ -184,6 +184,8 @@ def test_without_jobs_tables_a_lost_answer_fails_the_day_unmarked_and_still_leas
         table = create_metrics_table(crate, [DAY], per_day=3)
         with MisbehavingProxy(statless.url) as proxy:
             monkeypatch.setenv("CRATEDB_URL", proxy.url)
+            monkeypatch.setenv("CRATEDB_USERNAME", "exporter")  # the user of this stand-in, whatever the suite's
+            monkeypatch.setenv("CRATEDB_PASSWORD", secrets.password)
             proxy.answer_status("COPY ", 504, patience=1.0)
             statless.faults.slow_next_copy(seconds=3)
             result = run_export([spec_for(table, bucket)], instance, partition=DAY.isoformat())
