@@ -11,13 +11,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from cratedb_export_testbed.support import create_metrics_table, run_export, spec_for
+from cratedb_export_testbed.support import create_metrics_table, run_export, run_requested, spec_for, tick
 from dagster import (
     AssetCheckKey,
     AssetKey,
     AssetSelection,
     Definitions,
-    build_schedule_context,
     define_asset_job,
 )
 from dagster._core.event_api import PartitionKeyFilter
@@ -220,14 +219,15 @@ def _landed(defs, instance, at: datetime):
     schedule = defs.resolve_schedule_def(f"{LANDED}_schedule")
     assert schedule.default_status.value == "RUNNING"
     assert schedule.cron_schedule == "0 2 * * *"
-    (request,) = schedule.evaluate_tick(
-        build_schedule_context(instance=instance, scheduled_execution_time=at)
-    ).run_requests
-    result = defs.resolve_job_def(schedule.job_name).execute_in_process(instance=instance, tags=request.tags)
+    (request,) = tick(defs, schedule.name, instance, at)
+    # The daily job's deadline checks alone: no job of its own for the code location to resolve.
+    assert schedule.job_name == "daily_cratedb_export"
+    assert request.asset_selection == [] and {k.name for k in request.asset_check_keys} == {LANDED}
+    result = run_requested(defs, schedule.job_name, request, instance)
     assert result.success and not result.get_asset_materialization_events()  # it judges, it exports nothing
     (evaluation,) = result.get_asset_check_evaluations()
     # On the due day's own partition, as Dagster planned it: nothing is left "Skipped".
-    assert evaluation.partition == request.tags["dagster/partition"] == evaluation.metadata["day"].value
+    assert evaluation.partition == request.partition_key == evaluation.metadata["day"].value
     return evaluation
 
 
@@ -252,10 +252,17 @@ def test_yesterday_landed_judges_yesterdays_partition_not_the_latest_materializa
     landed = _landed(defs, instance, deadline)
     assert landed.passed and landed.metadata["dagster/row_count"].value == 2
     assert landed.metadata["partition_status"].value == "MATERIALIZED"
-    # The export job never runs the deadline check: it has its own schedule.
-    export_job = defs.resolve_job_def("daily_cratedb_export")
-    assert AssetCheckKey(_key(table), LANDED) not in export_job.asset_layer.asset_graph.asset_check_keys
-    assert AssetCheckKey(_key(table), CHECK) in export_job.asset_layer.asset_graph.asset_check_keys
+    # The daily schedule's run never judges the deadline check (its own schedule does, at the deadline);
+    # the job has it, so a run of the whole job (the launchpad) judges every check.
+    daily = defs.resolve_schedule_def("daily_cratedb_export_schedule")
+    (export,) = tick(defs, daily.name, instance, deadline)
+    assert export.partition_key == D2.isoformat() and export.asset_selection == [_key(table)]
+    assert set(export.asset_check_keys) == {
+        AssetCheckKey(_key(table), CHECK),
+        AssetCheckKey(_key(table), EMPTY_DAY_CHECK),
+    }
+    export_job = defs.resolve_job_def(daily.job_name)
+    assert AssetCheckKey(_key(table), LANDED) in export_job.asset_layer.asset_graph.asset_check_keys
 
 
 def test_a_failed_re_export_of_yesterday_is_red(export_env, instance, bucket, crate, double):

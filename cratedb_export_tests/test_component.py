@@ -95,8 +95,6 @@ def test_dg_lists_scaffolds_checks_and_lists_two_clusters(tmp_path):
     assert {j["name"] for j in listed_defs["jobs"]} == {
         "daily_cratedb_export_analytics",
         "daily_cratedb_export_sales",
-        "yesterday_landed_analytics_job",
-        "yesterday_landed_sales_job",
         "restore_cratedb_days_analytics",  # each cluster restores its own archive
         "restore_cratedb_days_sales",
     }

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from cratedb_export_testbed.dg_project import dg_env, run_dg
 from cratedb_export_testbed.sandbox import sample_days, sandbox_config
-from cratedb_export_testbed.support import create_metrics_table, list_keys, spec_for
-from dagster import AssetKey, DagsterInstance, build_schedule_context
+from cratedb_export_testbed.support import create_metrics_table, list_keys, spec_for, tick
+from dagster import AssetKey, DagsterInstance
 from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 
 from cratedb_export.core.storage import SUCCESS
@@ -126,11 +126,7 @@ def test_schedule_runs_the_partitioned_job_as_the_ui_shows_it(tmp_path, monkeypa
 
     from cratedb_export.definitions import defs
 
-    built = defs().resolve_schedule_def("daily_cratedb_export_schedule")
-    tick = built.evaluate_tick(
-        build_schedule_context(instance=instance, scheduled_execution_time=datetime(2024, 3, 5, tzinfo=UTC))
-    )
-    (request,) = tick.run_requests or []
+    (request,) = tick(defs(), "daily_cratedb_export_schedule", instance, datetime(2024, 3, 5, tzinfo=UTC))
     assert (request.partition_key, request.run_key) == ("2024-03-04", "2024-03-04")
 
 

@@ -15,8 +15,9 @@ from cratedb_export_testbed.support import (
     read_rows,
     run_export,
     spec_for,
+    tick,
 )
-from dagster import AssetKey, build_schedule_context
+from dagster import AssetKey
 
 from cratedb_export.orchestration.build import build_definitions, resource_from_env
 
@@ -141,8 +142,7 @@ def test_schedule_tick_on_day_d_requests_d_minus_1_for_every_table(export_env, i
     defs = build_definitions([spec_for(first, bucket), spec_for(second, bucket)], resource=resource_from_env())
     schedule = defs.resolve_schedule_def("daily_cratedb_export_schedule")
     assert schedule.default_status.value == "RUNNING"
-    context = build_schedule_context(instance=instance, scheduled_execution_time=datetime(2024, 4, 1, tzinfo=UTC))
-    (request,) = schedule.evaluate_tick(context).run_requests
+    (request,) = tick(defs, schedule.name, instance, datetime(2024, 4, 1, tzinfo=UTC))
     assert request.partition_key == D1.isoformat()
     job = defs.resolve_job_def(schedule.job_name)
     assert set(job.asset_layer.executable_asset_keys) >= {

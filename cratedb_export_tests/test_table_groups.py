@@ -44,15 +44,19 @@ def test_many_tables_are_exported_by_groups_under_one_daily_job_and_schedule():
     sizes = Counter(group_of.values())
     assert set(sizes) == set(ops) and max(sizes.values()) - min(sizes.values()) <= 1
     repository = defs.get_repository_def()
-    assert [s.name for s in repository.schedule_defs if s.job_name == JOB] == [f"{JOB}_schedule"]
+    # The daily schedule and the deadline schedule run the one job.
+    assert sorted(s.name for s in repository.schedule_defs if s.job_name == JOB) == [
+        f"{JOB}_schedule",
+        "yesterday_landed_schedule",
+    ]
     # One table is one multi-asset with the plain name, as before groups.
     (single,) = build_definitions(_specs(1), resource=resource_from_env()).resolve_job_def(JOB).nodes
     assert single.name == "export_tables"
 
 
 def test_a_start_date_of_many_tables_gets_one_daily_job_named_after_it_not_after_a_group():
-    """With two partitions definitions, each has its daily and deadline job; the one of 51 tables (two
-    groups) is named after its start date and zone, like the one of a single table."""
+    """With two partitions definitions, each has its daily job (its deadline schedule runs it too); the one of
+    51 tables (two groups) is named after its start date and zone, like the one of a single table."""
     late = {"table": "doc.late", "timestamp_column": "ts", "target": "exports/late", "start_date": "2024-06-01"}
     specs = [*_specs(GROUP_TABLES + 1), late]
     repository = build_definitions(specs, resource=resource_from_env()).get_repository_def()
@@ -63,8 +67,9 @@ def test_a_start_date_of_many_tables_gets_one_daily_job_named_after_it_not_after
     ]
     assert jobs["daily_export_tables_from_20240601_utc"] == ["export_tables_from_20240601_utc"]
     schedules = {s.name: s.job_name for s in repository.schedule_defs}
+    # The deadline schedule runs its checks on the daily job of the same partitions: no job of its own.
     assert schedules["yesterday_landed_export_tables_from_20240101_utc_utc_0200_schedule"] == (
-        "yesterday_landed_export_tables_from_20240101_utc_utc_0200_job"
+        "daily_export_tables_from_20240101_utc"
     )
     assert not [name for name in [*jobs, *schedules] if name.startswith(("daily_", "yesterday_")) and "_group_" in name]
 

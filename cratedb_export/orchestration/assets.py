@@ -27,6 +27,7 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
+    PartitionsDefinition,
     TableSchema,
     multi_asset,
 )
@@ -108,7 +109,7 @@ def _op_name(start: date, timezone: str) -> str:
     return f"export_tables_from_{start.strftime('%Y%m%d')}_{slug}"
 
 
-def _asset_spec(spec: ExportSpec, sources: tuple[str, ...]) -> AssetSpec:
+def _asset_spec(spec: ExportSpec, sources: tuple[str, ...], partitions_def: PartitionsDefinition) -> AssetSpec:
     layout = spec.layout()
     return AssetSpec(
         key=AssetKey(spec.asset_path),
@@ -117,6 +118,8 @@ def _asset_spec(spec: ExportSpec, sources: tuple[str, ...]) -> AssetSpec:
         f"COPY TO into s3://{layout}",
         deps=[source_key(spec, sources)],
         group_name=GROUP,
+        # On the spec rather than the multi-asset, which would otherwise copy every spec to add it.
+        partitions_def=partitions_def,
         kinds={"cratedb", "s3"},
         skippable=True,
         metadata={
@@ -138,9 +141,8 @@ def _export_assets(specs: list[ExportSpec], name: str, names: ExportNames) -> As
 
     @multi_asset(
         name=name,
-        specs=[_asset_spec(s, sources) for s in specs],
+        specs=[_asset_spec(s, sources, partitions_def) for s in specs],
         check_specs=[check for key, spec in by_key.items() for check in check_specs(spec, key, partitions_def)],
-        partitions_def=partitions_def,
         backfill_policy=backfill_policy(),
         can_subset=True,
         pool=names.pool,

@@ -12,7 +12,6 @@ from cratedb_export.core.config import ExportSpec, load_export_config, parse_exp
 from cratedb_export.core.connection import ConnectionSettings, check_variables, read_setting, required_settings
 from cratedb_export.orchestration.assets import build_export_assets
 from cratedb_export.orchestration.executor import days_executor, range_processes
-from cratedb_export.orchestration.freshness import build_deadline_schedules
 from cratedb_export.orchestration.lineage import source_prefix, source_specs
 from cratedb_export.orchestration.names import DEFAULT_NAMES, RESOURCE_KEY, ExportNames
 from cratedb_export.orchestration.reconcile import build_reconcile_sensor
@@ -67,14 +66,14 @@ def export_definitions(
     range_processes()  # a bad CRATEDB_EXPORT_RANGE_PROCESSES stops the load, naming it
     export_assets = build_export_assets(export_specs, names)
     retention_jobs, retention_schedules = build_retention(export_specs, names)
+    daily_jobs, export_schedules = build_export_schedules(export_assets, export_specs, names)
     return Definitions(
         assets=[*source_specs(export_specs, source_prefix(names)), *export_assets],
         schedules=[
-            *build_export_schedules(export_assets, names.job),
-            *build_deadline_schedules(export_assets, export_specs, names),
+            *export_schedules,
             *retention_schedules,
         ],
-        jobs=[build_restore_job(export_specs, names), *retention_jobs],
+        jobs=[*daily_jobs, build_restore_job(export_specs, names), *retention_jobs],
         # Late rows: the days of each export's reconcile window whose source changed are exported again.
         sensors=[s for s in [build_reconcile_sensor(export_assets, export_specs, names)] if s is not None],
         resources={names.resource_key: resource},

@@ -13,13 +13,13 @@ and judges one day on that day's partition:
 
 Dagster's FreshnessPolicy judges an asset's latest materialization, whichever partition it is of: a
 backfill of a day in 2022 would make the export look fresh while yesterday is missing. Hence this check.
-The deadline schedule's runs carry the due day as their partition tag, so the evaluation is the one Dagster
-planned for that partition (nothing is left "Skipped"), and the judged moment as a tag, so a late or
-re-executed tick judges the same day. The check needs no resource and reads only the Dagster instance.
+The deadline schedule's runs are the daily job's checks alone on the due day's partition, so the evaluation
+is the one Dagster planned for that partition (nothing is left "Skipped"), and carry the judged moment as a
+tag, so a late or re-executed tick judges the same day. The check needs no resource and reads only the Dagster instance.
 """
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -34,7 +34,6 @@ from dagster import (
     AssetPartitionStatus,
     AssetRecordsFilter,
     AssetsDefinition,
-    AssetSelection,
     DagsterInstance,
     DefaultScheduleStatus,
     MetadataValue,
@@ -43,7 +42,6 @@ from dagster import (
     ScheduleDefinition,
     ScheduleEvaluationContext,
     SkipReason,
-    define_asset_job,
     schedule,
 )
 
@@ -209,9 +207,16 @@ def _evaluation(
 
 
 def build_deadline_schedules(
-    export_assets: Sequence[AssetsDefinition], specs: Sequence[ExportSpec], names: ExportNames = DEFAULT_NAMES
+    export_assets: Sequence[AssetsDefinition],
+    specs: Sequence[ExportSpec],
+    jobs: Mapping[object, "UnresolvedAssetJobDefinition"],
+    names: ExportNames = DEFAULT_NAMES,
 ) -> list[ScheduleDefinition]:
-    """One job and schedule per partitions definition and deadline: at the deadline, judge the day due."""
+    """One schedule per partitions definition and deadline: at the deadline, judge the day due.
+
+    Each runs the `yesterday_landed` checks alone, on the daily job of their partitions definition (`jobs`,
+    schedules.py): a job of its own would cost the code location another resolution over the asset graph.
+    """
     by_key = {AssetKey(spec.asset_path): spec for spec in specs}
     # By partitions definition (all table groups sharing it, named after their ops less the group) and deadline.
     groups: dict[tuple[object, Deadline], list[AssetCheckKey]] = defaultdict(list)
@@ -229,13 +234,10 @@ def build_deadline_schedules(
     for (partitions, deadline), keys in groups.items():
         op_name = op_names[partitions]
         name = names.op(CHECK) if len(groups) == 1 else f"{CHECK}_{op_name}_{_slug(deadline)}"
-        job = define_asset_job(
-            name=f"{name}_job",
-            selection=AssetSelection.checks(*keys),
-            description=f"Check at {deadline.text} ({deadline.timezone}) that each export's due day landed",
-        )
         first_day = min(by_key[k.asset_key].start_date for k in keys)
-        schedules.append(_deadline_schedule(f"{name}_schedule", deadline, job, first_day))
+        schedules.append(
+            _deadline_schedule(f"{name}_schedule", deadline, jobs[partitions], sorted(keys, key=str), first_day)
+        )
     return schedules
 
 
@@ -262,7 +264,11 @@ def _duration(delta: timedelta) -> str:
 
 
 def _deadline_schedule(
-    name: str, deadline: Deadline, job: "UnresolvedAssetJobDefinition", first_day: date
+    name: str,
+    deadline: Deadline,
+    job: "UnresolvedAssetJobDefinition",
+    checks: Sequence[AssetCheckKey],
+    first_day: date,
 ) -> ScheduleDefinition:
     @schedule(
         name=name,
@@ -279,10 +285,13 @@ def _deadline_schedule(
             return SkipReason(
                 f"no day is due yet: the first partition, {first_day}, is due {_at(deadline.for_day(first_day))}"
             )
-        # The due day as the run's partition tag: the planned evaluation is then that day's (the job itself
-        # selects only checks, so Dagster gives it no partitions of its own).
+        # The checks alone, on the due day's partition: the planned evaluation is then that day's.
         return RunRequest(
-            run_key=at.isoformat(), tags={DUE_AT_TAG: at.astimezone(UTC).isoformat(), PARTITION_TAG: day.isoformat()}
+            run_key=at.isoformat(),
+            partition_key=day.isoformat(),
+            asset_selection=[],
+            asset_check_keys=checks,
+            tags={DUE_AT_TAG: at.astimezone(UTC).isoformat()},
         )
 
     return _at_deadline

@@ -14,10 +14,18 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from crate import client as crate_client
-from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    RunRequest,
+    build_schedule_context,
+)
 
 from cratedb_export.core.storage import MANIFEST, SUCCESS
 from cratedb_export.orchestration.build import build_definitions, resource_from_env
+from cratedb_export.orchestration.freshness import CHECK as LANDED
 from cratedb_export.orchestration.schedules import JOB
 
 
@@ -159,21 +167,43 @@ def run_export(
     partition_range: tuple[str, str] | None = None,
     select: Sequence[Sequence[str]] | None = None,
 ) -> ExecuteInProcessResult:
-    """Run the code location's daily export job, as the schedule or a backfill would."""
+    """Run the code location's daily export job as the daily schedule requests it (the exports with every
+    check but the deadline check, which its own schedule judges), for one day or a range."""
     defs = build_definitions(specs, resource=resource_from_env())
     job = defs.resolve_job_def(JOB)
+    exports = [AssetKey(list(k)) for k in select] if select else job.asset_layer.executable_asset_keys
     tags = {}
     if partition_range:
         tags = {
             "dagster/asset_partition_range_start": partition_range[0],
             "dagster/asset_partition_range_end": partition_range[1],
         }
+    checks = [k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in exports and k.name != LANDED]
+    request = RunRequest(partition_key=partition, asset_selection=list(exports), asset_check_keys=checks, tags=tags)
+    return run_requested(defs, JOB, request, instance)
+
+
+def tick(defs: Definitions, schedule: str, instance: DagsterInstance, at: datetime) -> list[RunRequest]:
+    """What the schedule requests at `at`, evaluated as the daemon does: with the code location's repository."""
+    context = build_schedule_context(
+        instance=instance, scheduled_execution_time=at, repository_def=defs.get_repository_def()
+    )
+    return list(defs.resolve_schedule_def(schedule).evaluate_tick(context).run_requests or ())
+
+
+def run_requested(
+    defs: Definitions, job_name: str, request: RunRequest, instance: DagsterInstance
+) -> ExecuteInProcessResult:
+    """Run what a schedule's or sensor's request asks of `job_name`, as the daemon would: the job subset to
+    the request's assets and checks, on its partition, with its tags."""
+    job = defs.resolve_job_def(job_name)
+    if request.asset_selection is not None or request.asset_check_keys is not None:
+        job = job.get_subset(
+            asset_selection=set(request.asset_selection or ()),
+            asset_check_selection=None if request.asset_check_keys is None else set(request.asset_check_keys),
+        )
     return job.execute_in_process(
-        instance=instance,
-        partition_key=partition,
-        tags=tags,
-        asset_selection=[AssetKey(list(k)) for k in select] if select else None,
-        raise_on_error=False,
+        instance=instance, partition_key=request.partition_key, tags=request.tags, raise_on_error=False
     )
 
 
