@@ -15,16 +15,16 @@ import json
 import sys
 import time
 
+from cratedb_export_testbed.support import scheduled_daily_job
 from dagster import DagsterInstance
 
 from cratedb_export.orchestration.build import build_definitions
-from cratedb_export.orchestration.schedules import JOB
 
 
 def main() -> None:
     first, last, home = sys.argv[1:4]
     started = time.perf_counter()
-    job = build_definitions().resolve_job_def(JOB)
+    job = scheduled_daily_job(build_definitions())
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
     with DagsterInstance.local_temp(tempdir=home) as instance:
         result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 from crate import client as crate_client
-from cratedb_export_testbed.support import METRICS_DDL, SUBSET_PLANNED_EVENTS, materialize_command
+from cratedb_export_testbed.support import METRICS_DDL, SUBSET_PLANNED_EVENTS, materialize_command, scheduled_daily_job
 from dagster import DagsterInstance
 from report import say
 from services import ROOT, Services, child_env, log_tail, redacted
@@ -42,7 +42,6 @@ from cratedb_export.core.window import DayWindow
 from cratedb_export.orchestration import checks
 from cratedb_export.orchestration.build import build_definitions
 from cratedb_export.orchestration.resource import CrateDBExportResource
-from cratedb_export.orchestration.schedules import JOB
 
 TABLES = 10
 FIRST_DAY, LAST_DAY = date(2024, 1, 1), date(2024, 12, 30)  # 365 days of 2024 (a leap year): 3,650 table-days
@@ -361,8 +360,7 @@ def range_backfill(
         label = "(b')" if subset_planned_events else "(b)"
         with _console_to(console, label), _environment({SUBSET_PLANNED_EVENTS: "1"} if subset_planned_events else {}):
             started, started_at = time.perf_counter(), time.time()
-            defs = build_definitions(list(specs), resource=resource)
-            job = defs.resolve_job_def(JOB)
+            job = scheduled_daily_job(build_definitions(list(specs), resource=resource))
             result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
             wall = time.perf_counter() - started
         logs = instance.all_logs(result.run_id)

@@ -11,7 +11,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from cratedb_export_testbed.support import create_metrics_table, run_export, run_requested, spec_for, tick
+from cratedb_export_testbed.support import (
+    create_metrics_table,
+    run_export,
+    run_requested,
+    scheduled_daily_job,
+    spec_for,
+    tick,
+)
 from dagster import (
     AssetCheckKey,
     AssetKey,
@@ -261,6 +268,8 @@ def test_yesterday_landed_judges_yesterdays_partition_not_the_latest_materializa
         AssetCheckKey(_key(table), CHECK),
         AssetCheckKey(_key(table), EMPTY_DAY_CHECK),
     }
+    # What the tests and benchmarks run as "the daily run" is what the schedule requests.
+    assert set(scheduled_daily_job(defs).asset_layer.asset_graph.asset_check_keys) == set(export.asset_check_keys)
     export_job = defs.resolve_job_def(daily.job_name)
     assert AssetCheckKey(_key(table), LANDED) in export_job.asset_layer.asset_graph.asset_check_keys
 

@@ -19,6 +19,7 @@ from dagster import (
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
+    JobDefinition,
     RunRequest,
     build_schedule_context,
 )
@@ -167,20 +168,25 @@ def run_export(
     partition_range: tuple[str, str] | None = None,
     select: Sequence[Sequence[str]] | None = None,
 ) -> ExecuteInProcessResult:
-    """Run the code location's daily export job as the daily schedule requests it (the exports with every
-    check but the deadline check, which its own schedule judges), for one day or a range."""
+    """Run the code location's daily export job as its schedule requests it, for one day or a range."""
     defs = build_definitions(specs, resource=resource_from_env())
-    job = defs.resolve_job_def(JOB)
-    exports = [AssetKey(list(k)) for k in select] if select else job.asset_layer.executable_asset_keys
     tags = {}
     if partition_range:
         tags = {
             "dagster/asset_partition_range_start": partition_range[0],
             "dagster/asset_partition_range_end": partition_range[1],
         }
-    checks = [k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in exports and k.name != LANDED]
-    request = RunRequest(partition_key=partition, asset_selection=list(exports), asset_check_keys=checks, tags=tags)
-    return run_requested(defs, JOB, request, instance)
+    job = scheduled_daily_job(defs, [AssetKey(list(k)) for k in select] if select else None)
+    return job.execute_in_process(instance=instance, partition_key=partition, tags=tags, raise_on_error=False)
+
+
+def scheduled_daily_job(defs: Definitions, exports: Sequence[AssetKey] | None = None) -> JobDefinition:
+    """The daily job as the daily schedule runs it: the exports (all, or `exports`) with every check but the
+    deadline check `yesterday_landed`, which the deadline schedule judges (schedules.py)."""
+    job = defs.resolve_job_def(JOB)
+    keys = set(exports) if exports is not None else set(job.asset_layer.executable_asset_keys)
+    checks = {k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in keys and k.name != LANDED}
+    return job.get_subset(asset_selection=keys, asset_check_selection=checks)
 
 
 def tick(defs: Definitions, schedule: str, instance: DagsterInstance, at: datetime) -> list[RunRequest]:
