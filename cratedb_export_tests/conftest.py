@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -38,12 +39,18 @@ def s3() -> Iterator[SeaweedS3]:
 def crate() -> Iterator[CrateUnderTest]:
     url = os.environ.get("CRATEDB_TEST_URL")
     if url:
-        yield CrateUnderTest(
+        # A real CrateDB outlives the session: the tables the tests made are dropped at its end, so the
+        # cluster is left as it was found (up to ~140 tables a run otherwise).
+        real = CrateUnderTest(
             url=url,
             username=os.environ.get("CRATEDB_TEST_USERNAME"),
             password=os.environ.get("CRATEDB_TEST_PASSWORD"),
             double=None,
         )
+        before = real.tables()
+        yield real
+        if problems := real.drop_tables_since(before):
+            warnings.warn("tables the tests made and could not drop: " + "; ".join(problems), stacklevel=1)
         return
     with CrateDouble(users={"exporter": SECRETS.password}) as double:
         yield CrateUnderTest(url=double.url, username="exporter", password=SECRETS.password, double=double)

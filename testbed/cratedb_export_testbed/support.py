@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sys
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -81,6 +82,33 @@ class CrateUnderTest:
             return cursor.fetchall() if cursor.description else cursor.rowcount
         finally:
             connection.close()
+
+    def tables(self, schema: str = "doc") -> set[tuple[str, str]]:
+        """The tables (schema, name) of `schema` now: the tests make theirs in `doc`."""
+        rows = self.sql(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema = ? AND table_type = 'BASE TABLE'",
+            [schema],
+        )
+        return {(found, name) for found, name in rows}
+
+    def drop_tables_since(self, before: set[tuple[str, str]]) -> list[str]:
+        """Drop the tables the suite made since `before` was taken: those it names with a random token
+        (SUITE_TABLE), so a table someone else creates meanwhile on a shared CrateDB is left alone. Returns
+        what it could not drop, each with CrateDB's reason."""
+        problems = []
+        for schema, name in sorted(self.tables() - before):
+            if not SUITE_TABLE.search(name):
+                continue
+            try:
+                self.sql(f'DROP TABLE IF EXISTS "{schema}"."{name}"')
+            except crate_client.exceptions.Error as exc:
+                problems.append(f"{schema}.{name}: {exc}")
+        return problems
+
+
+# How the tests name the tables they create (uuid4().hex[:10] in the name): what drop_tables_since drops.
+SUITE_TABLE = re.compile(r"(^|_)[0-9a-f]{10}(_|$)")
 
 
 # Dagster OSS writes one ASSET_MATERIALIZATION_PLANNED event per asset-partition when it creates a run,
