@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 
 from cratedb_export_testbed.seaweedfs import SeaweedS3
-from cratedb_export_testbed.support import METRICS_DDL, CrateUnderTest
+from cratedb_export_testbed.support import CrateUnderTest, metrics_ddl
 from report import check, machine, say, summary
 from services import ACCESS_KEY, SECRET_KEY, redacted
 
@@ -41,7 +41,7 @@ DAY_MS = 86_400_000
 
 
 def load(crate: CrateUnderTest, name: str, rows: int) -> None:
-    crate.sql(METRICS_DDL.format(name=name))
+    crate.sql(metrics_ddl(name))
     started = time.perf_counter()
     # One row every 86.4 s / rows ms apart, all within the day; tags and fields vary like telemetry.
     crate.sql(

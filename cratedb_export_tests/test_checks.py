@@ -8,6 +8,7 @@ run plans is left "Skipped".
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -72,7 +73,12 @@ def _resolved(instance, table, spec) -> dict[str, set[str]]:
 def test_one_day_run_evaluates_the_check_on_that_days_partition(export_env, instance, bucket, crate):
     table = create_metrics_table(crate, [D1], per_day=4)
     spec = spec_for(table, bucket)
-    assert run_export([spec], instance, partition=D1.isoformat()).success
+    result = run_export([spec], instance, partition=D1.isoformat())
+    assert result.success
+    # What the day costs Dagster's storage: its materialization and one evaluation per check the run
+    # includes; no step output per check beside them (a check's status comes from its evaluations).
+    stored = Counter(e.event_type_value for e in result.all_events)
+    assert (stored["ASSET_MATERIALIZATION"], stored["ASSET_CHECK_EVALUATION"], stored["STEP_OUTPUT"]) == (1, 2, 0)
 
     (record,) = _history(instance, table)
     assert (record.partition, record.status) == (D1.isoformat(), PASSED)

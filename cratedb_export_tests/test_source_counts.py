@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from cratedb_export_testbed.support import METRICS_DDL, epoch_ms
+from cratedb_export_testbed.support import epoch_ms, metrics_ddl
 
 from cratedb_export.core.config import parse_export_specs
 from cratedb_export.core.cratedb import CrateDB
@@ -25,7 +25,7 @@ FIRST_ROW, LAST_ROW = datetime(2024, 3, 28, 12, tzinfo=UTC), datetime(2024, 4, 3
 @pytest.fixture(scope="module")
 def half_hourly(crate) -> tuple[str, list[int]]:
     name = f"counts_{uuid.uuid4().hex[:10]}"
-    crate.sql(METRICS_DDL.format(name=name))
+    crate.sql(metrics_ddl(name))
     stamps = []
     moment = FIRST_ROW
     while moment <= LAST_ROW:
@@ -80,7 +80,7 @@ def test_consecutive_days_counted_together_match_each_day(crate, half_hourly, ti
 
 def test_a_day_that_changed_after_the_range_count_is_counted_again(crate):
     name = f"counts_{uuid.uuid4().hex[:10]}"
-    crate.sql(METRICS_DDL.format(name=name))
+    crate.sql(metrics_ddl(name))
     day_rows = {day: [epoch_ms(datetime(day.year, day.month, day.day, 6, tzinfo=UTC))] for day in DAYS}
     crate.sql(
         f'INSERT INTO "doc"."{name}" ("hash_id", "timestamp") VALUES (?, ?)',

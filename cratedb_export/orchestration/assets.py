@@ -26,7 +26,6 @@ from dagster import (
     AssetSpec,
     Failure,
     MetadataValue,
-    Output,
     PartitionsDefinition,
     TableSchema,
     multi_asset,
@@ -166,7 +165,7 @@ def _run_exports(
     specs: list[ExportSpec],
     days: list[date],
     sources: tuple[str, ...],
-) -> Iterator[AssetMaterialization | AssetObservation | AssetCheckEvaluation | Output]:
+) -> Iterator[AssetMaterialization | AssetObservation | AssetCheckEvaluation]:
     """Turn the core's day outcomes (core/fanout.py) into Dagster events as each day finishes."""
     total = len(specs) * len(days)
     # The run's table groups (steps) beside this one: a range's run them at once and share the COPY slots.
@@ -228,10 +227,9 @@ def _run_exports(
             elif checks.due():
                 yield from checks.flush()
     yield from checks.flush()
-    # The checks' step outputs (what an AssetCheckResult would yield): their evaluations were logged above.
-    for check_key in sorted(selected_checks, key=str):
-        if check_key.asset_key in remaining:
-            yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key))
+    # No step output per check: a check's status comes from its evaluations alone, and the checks' outputs are
+    # optional (the multi-asset is subsettable), so an output event per check would only cost a stored event
+    # each (a tenth of the daily run's events).
     if failures:
         shown = "\n".join(sorted(failures)[:50])
         more = f"\n… and {len(failures) - 50} more" if len(failures) > 50 else ""
@@ -280,5 +278,3 @@ def _judge_from_instance(context: AssetExecutionContext, by_key: dict[AssetKey, 
             yield empty_day_evaluation(instance, check_key.asset_key, day, {}, partition)
         elif day is not None and check_key.name == CHECK:
             yield recorded_day_evaluation(instance, check_key.asset_key, day, partition)
-    for check_key in sorted(context.selected_asset_check_keys, key=str):
-        yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key))

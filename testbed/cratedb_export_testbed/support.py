@@ -123,7 +123,13 @@ METRICS_DDL = """CREATE TABLE "doc"."{name}" (
   "tags" OBJECT(DYNAMIC),
   "fields" OBJECT(DYNAMIC),
   "month" TIMESTAMP WITH TIME ZONE AS date_trunc('quarter', "timestamp")
-) CLUSTERED INTO 4 SHARDS PARTITIONED BY ("month")"""
+) CLUSTERED INTO {shards} SHARDS PARTITIONED BY ("month")"""
+
+
+def metrics_ddl(name: str, shards: int = 4) -> str:
+    """The tutorial's metrics table as doc.<name>. Fewer shards where a benchmark makes a thousand tables: a
+    CrateDB node holds 1,000 shards unless told otherwise (cluster.max_shards_per_node)."""
+    return METRICS_DDL.format(name=name, shards=shards)
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -147,7 +153,7 @@ class MetricsTable:
 
 def create_metrics_table(crate: CrateUnderTest, days: Iterable[date], per_day: int = 5) -> MetricsTable:
     name = f"metrics_{uuid.uuid4().hex[:10]}"
-    crate.sql(METRICS_DDL.format(name=name))
+    crate.sql(metrics_ddl(name))
     rows_by_day: dict[date, list[dict]] = {}
     next_id = 1
     for day in days:
