@@ -580,7 +580,8 @@ def main() -> int:
         "parallel-runs: one run against two runs at once, each its own process (a shorter range, about 6 "
         "minutes); core: the core alone against a Dagster run (a shorter range, about 6 minutes); "
         "groups: a range of two table groups in one process and over the cores (about 5 minutes); daily: the "
-        "daily run of 1,000 tables against their COPYs sent directly; real-size: 3 tables x 30 days of 100,000 "
+        "daily run of 1,000 tables against their COPYs sent directly (one shard a table on a real CrateDB); "
+        "real-size: 3 tables x 30 days of 100,000 "
         "rows, a range run against its COPYs (a real CrateDB only, about 10 minutes); "
         "code-location: only part 2 (loading the code location, a minute)",
     )
