@@ -33,6 +33,13 @@ def _spec(target: str = "crate-astro-tutorial/metrics") -> ExportSpec:
             "node disconnected",
         ),
         ("NotSerializableExceptionWrapper[sdk_client_exception: Unable to execute HTTP request]", TransientError, ""),
+        (  # CrateDB 6.4.3, a CREATE TABLE or a new partition beyond the limit
+            "SQLParseException[Validation Failed: 1: this action would add [4] total shards, but this cluster "
+            "currently has [1000]/[1000] maximum shards open;]",
+            PermanentError,
+            "CrateDB is at its shard limit: drop tables or partitions it no longer needs, or raise "
+            "cluster.max_shards_per_node",
+        ),
     ],
 )
 def test_errors_from_other_nodes_are_classified_by_their_inner_kind(message, kind, advice):

@@ -118,6 +118,18 @@ def test_a_day_that_is_not_archived_is_refused_before_anything_is_written(export
     assert not _table_exists(crate, "doc", f"{table.name}_restored")
 
 
+def test_a_cluster_at_its_shard_limit_refuses_the_new_table_and_says_what_to_do(exported, crate, instance):
+    table, spec = exported
+    with crate.shard_limit(1):  # the source's shards alone are more than that
+        result = _restore(spec, instance, first_day=DAYS[0].isoformat())
+    message = failure_message(result)
+    assert not result.success
+    assert f"creating doc.{table.name}_restored failed" in message and "maximum shards open" in message
+    assert "CrateDB is at its shard limit" in message and "cluster.max_shards_per_node" in message
+    assert not _table_exists(crate, "doc", f"{table.name}_restored")
+    assert _restore(spec, instance, first_day=DAYS[0].isoformat()).success  # with room again
+
+
 def test_a_target_whose_columns_differ_is_refused_naming_them(exported, crate, instance):
     table, spec = exported
     crate.sql(f'CREATE TABLE "doc"."{table.name}_other" ("hash_id" TEXT, "timestamp" TIMESTAMP WITH TIME ZONE)')

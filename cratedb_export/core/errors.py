@@ -79,6 +79,11 @@ _CRATEDB_ERRORS: dict[str, tuple[bool, str]] = {
     "ProcessClusterEventTimeoutException": (True, "a cluster event timed out"),
     "ClusterBlockException": (False, "the table or cluster is read-only or blocked"),
 }
+# A new table or partition beyond cluster.max_shards_per_node (an SQLParseException, CrateDB 6.4.3's wording).
+_SHARD_LIMIT = "maximum shards open"
+_SHARD_LIMIT_ADVICE = (
+    "CrateDB is at its shard limit: drop tables or partitions it no longer needs, or raise cluster.max_shards_per_node"
+)
 
 
 # An exception raised on another node that CrateDB cannot send as itself arrives wrapped, its class name in
@@ -104,6 +109,8 @@ def classify_crate_error(message: str, *, what: str) -> ExportError:
         retryable, advice = _CRATEDB_ERRORS["SdkClientException"]
     if message.startswith("401") or "Unauthorized" in message.split("[", 1)[0]:
         retryable, advice = _CRATEDB_ERRORS["UnauthorizedException"]
+    if _SHARD_LIMIT in message:
+        retryable, advice = False, _SHARD_LIMIT_ADVICE
     cls = TransientError if retryable else PermanentError
     suffix = f" ({advice})" if advice else ""
     error = cls(f"{what} failed: {message}{suffix}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import re
 import sys
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -83,6 +84,20 @@ class CrateUnderTest:
         finally:
             connection.close()
 
+    @contextlib.contextmanager
+    def shard_limit(self, limit: int) -> Iterator[None]:
+        """cluster.max_shards_per_node at `limit` for a while, then back to what it was (RESET when it was
+        CrateDB's default, else the earlier value, transient)."""
+        ((before,),) = self.sql("SELECT settings['cluster']['max_shards_per_node'] FROM sys.cluster")
+        self.sql(f'SET GLOBAL TRANSIENT "cluster.max_shards_per_node" = {int(limit)}')
+        try:
+            yield
+        finally:
+            if before == DEFAULT_MAX_SHARDS_PER_NODE:
+                self.sql('RESET GLOBAL "cluster.max_shards_per_node"')
+            else:
+                self.sql(f'SET GLOBAL TRANSIENT "cluster.max_shards_per_node" = {int(before)}')
+
     def tables(self, schema: str = "doc") -> set[tuple[str, str]]:
         """The tables (schema, name) of `schema` now: the tests make theirs in `doc`."""
         rows = self.sql(
@@ -107,6 +122,7 @@ class CrateUnderTest:
         return problems
 
 
+DEFAULT_MAX_SHARDS_PER_NODE = 1000  # CrateDB's cluster.max_shards_per_node
 # How the tests name the tables they create (uuid4().hex[:10] in the name): what drop_tables_since drops.
 SUITE_TABLE = re.compile(r"(^|_)[0-9a-f]{10}(_|$)")
 

@@ -56,6 +56,11 @@ What it covers:
   the partition, and a DELETE of rows there, are ``ClusterBlockException[blocked by:
   [RELATION_READ_AND_DDL_ONLY/8/index write (api)];]`` (4035; a multi-row INSERT writes nothing), while a
   DELETE on the partition column alone still drops it, as CrateDB 6.4.3 answered.
+* The shard limit: a CREATE TABLE, or an INSERT or COPY FROM that opens partitions, beyond
+  ``cluster.max_shards_per_node`` (1,000 shards on the one node unless ``SET GLOBAL [TRANSIENT | PERSISTENT]``
+  says otherwise; ``RESET GLOBAL`` drops both) is refused whole, before any row is written, in CrateDB 6.4.3's
+  words (``Validation Failed: 1: this action would add [n] total shards, ...``); a partitioned table opens
+  shards with its partitions, not when created. ``sys.cluster`` shows the setting.
 * TIMESTAMP WITHOUT TIME ZONE: wall-clock values (an offset in a string is dropped) compared as if
   UTC, so epoch-ms arguments compare with the wall clock as numbers.
 * CrateDB's messages for unknown relations and schemas, with its "Maybe you meant" candidates.

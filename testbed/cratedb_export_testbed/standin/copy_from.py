@@ -306,11 +306,21 @@ def _load(table: Table, catalog: Catalog, data: bytes, entry: Summary, overwrite
     lines = _LINE_BREAK.split(text)
     with catalog.lock:
         known = set(table.columns)
+        docs: list[tuple[int, dict[str, Any]]] = []
         for number, line in enumerate(lines, 1):
             if line == "":
                 continue
             try:
-                doc = _row(table, known, line)
+                docs.append((number, _row(table, known, line)))
+            except CrateError as error:
+                if error.code == 4004:
+                    raise
+                entry.fail(error.text, number)
+        # The partitions the object's rows need are opened before any is written; beyond the shard limit
+        # the whole statement fails (CrateDB 6.4.3, a small load: nothing written, no summary).
+        table.make_room(doc for _, doc in docs)
+        for number, doc in docs:
+            try:
                 table.store(catalog.next_row_id(), doc, overwrite)  # DuplicateKeyException for a taken key
             except CrateError as error:
                 if error.code == 4004:

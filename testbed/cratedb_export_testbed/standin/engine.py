@@ -38,6 +38,7 @@ from cratedb_export_testbed.standin.faults import Faults
 from cratedb_export_testbed.standin.insert import bulk_insert, insert
 from cratedb_export_testbed.standin.s3 import S3Writer
 from cratedb_export_testbed.standin.select import select
+from cratedb_export_testbed.standin.settings import cluster_settings
 from cratedb_export_testbed.standin.sqltree import text_of
 from cratedb_export_testbed.standin.statement import Relation, Statement
 from cratedb_export_testbed.standin.tables import Catalog, Table
@@ -207,6 +208,8 @@ class Engine:
             count = ddl.refresh_table(stmt, self.catalog)
         elif isinstance(node, P.AlterContext):
             count = ddl.alter_table(stmt, self.catalog)
+        elif isinstance(node, (P.SetGlobalContext, P.ResetGlobalContext)):
+            count = cluster_settings(stmt, self.catalog)
         else:
             raise not_in_double(f"{node.start.text.upper()} statements")
         reply = {"cols": [], "rows": [[]], "rowcount": count}
@@ -241,7 +244,8 @@ class Engine:
         if name == "nodes":
             return system.nodes_table(self._node)
         if name == "cluster":
-            return system.cluster_table(self._cluster)
+            settings = {**self._cluster["settings"], "cluster": {"max_shards_per_node": self.catalog.max_shards}}
+            return system.cluster_table({**self._cluster, "settings": settings})
         with self._jobs_lock:
             if name == "jobs":
                 return system.jobs_table(list(self.active_jobs.values()))

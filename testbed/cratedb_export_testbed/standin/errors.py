@@ -137,6 +137,14 @@ def write_blocked() -> CrateError:
     return CrateError("ClusterBlockException", "blocked by: [RELATION_READ_AND_DDL_ONLY/8/index write (api)];", 4035)
 
 
+def shard_limit(adding: int, held: int, limit: int) -> CrateError:
+    """A table or partition beyond ``cluster.max_shards_per_node``, worded as CrateDB 6.4.3 answered it."""
+    return sql_parse(
+        f"Validation Failed: 1: this action would add [{adding}] total shards, but this cluster currently has "
+        f"[{held}]/[{limit}] maximum shards open;"
+    )
+
+
 def relation_exists(fqn: str) -> CrateError:
     return CrateError("RelationAlreadyExists", f"Relation '{fqn}' already exists.", 4093)
 

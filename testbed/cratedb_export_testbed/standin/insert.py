@@ -32,6 +32,7 @@ def insert(stmt: Statement, catalog: Catalog, resolve: Callable[[Relation, str],
         table, prepared = _prepare(stmt, catalog, resolve)
         for doc in prepared:  # a write-blocked partition refuses the whole statement: nothing is stored
             table.check_writable(doc)
+        table.make_room(prepared)  # so do partitions beyond the shard limit
         if table.primary_key and len(prepared) == 1:
             table.store(catalog.next_row_id(), prepared[0])  # DuplicateKeyException for a taken key
             return 1

@@ -138,9 +138,12 @@ def cluster_table(cluster: dict[str, Any]) -> Table:
         ("settings", "stats"): OBJECT,
         ("settings", "stats", "enabled"): BOOLEAN,
         ("settings", "stats", "jobs_log_size"): INTEGER,
+        ("settings", "cluster"): OBJECT,
+        ("settings", "cluster", "max_shards_per_node"): INTEGER,
     }
-    # Of CrateDB's many exposed settings only stats.enabled and stats.jobs_log_size are modelled.
-    partial = frozenset({("settings",), ("settings", "stats")})
+    # Of CrateDB's many exposed settings only stats.enabled, stats.jobs_log_size and
+    # cluster.max_shards_per_node are modelled.
+    partial = frozenset({("settings",), ("settings", "stats"), ("settings", "cluster")})
     return _table("sys", "cluster", columns, [cluster], keys, frozenset({"state", "license"}), partial)
 
 

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import itertools
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +27,14 @@ from cratedb_export_testbed.standin.errors import (
     relation_exists,
     relation_unknown,
     schema_unknown,
+    shard_limit,
     similar,
     sql_parse,
     write_blocked,
 )
 
 BUILTIN_SCHEMAS = {"doc", "sys", "information_schema", "pg_catalog", "blob"}
+DEFAULT_MAX_SHARDS_PER_NODE = 1000  # cluster.max_shards_per_node
 # The system columns every CrateDB user table has (SysColumns); the double models only _seq_no and _primary_term.
 SYSTEM_COLUMNS = frozenset(("_id", "_doc", "_raw", "_score", "_version", "_seq_no", "_primary_term", "_docid"))
 # Every write of a row (INSERT, UPDATE, COPY FROM) gives it the next _seq_no. CrateDB numbers per shard (and
@@ -117,6 +120,8 @@ class Table:
     primary_key: tuple[str, ...] = ()
     by_key: dict[tuple[Any, ...], StoredRow] = field(default_factory=dict)
     last_seq_no: int = -1  # the table's sequence (SEQUENCE_COLUMNS): CrateDB's first _seq_no is 0
+    # The catalog's shard-limit check (Catalog.make_room), given when the table is created.
+    room: Callable[[int], None] | None = None
 
     def __post_init__(self) -> None:
         for name in self.columns:
@@ -223,15 +228,31 @@ class Table:
             if key is not None:
                 self.by_key[key] = row
 
+    def partition_of(self, doc: dict[str, Any]) -> str | None:
+        """The row's partition ident (None: not partitioned)."""
+        if self.partitioned_by is None:
+            return None
+        return partition_ident([partition_string(doc.get(self.partitioned_by))])
+
     def check_writable(self, doc: dict[str, Any]) -> str | None:
         """The row's partition ident (None: not partitioned); ClusterBlockException (4035) when writes into
         that partition are blocked, as CrateDB refuses INSERT, UPDATE and COPY FROM there."""
-        if self.partitioned_by is None:
-            return None
-        ident = partition_ident([partition_string(doc.get(self.partitioned_by))])
-        if ident in self.write_blocked:
+        ident = self.partition_of(doc)
+        if ident is not None and ident in self.write_blocked:
             raise write_blocked()
         return ident
+
+    @property
+    def shards_held(self) -> int:
+        """Shards open: a partitioned table's per partition, none before its first row."""
+        return self.shards * len(self.partitions) if self.partitioned_by is not None else self.shards
+
+    def make_room(self, docs: Iterable[dict[str, Any]]) -> None:
+        """Before rows are written: the partitions they need that do not exist yet must fit the cluster's
+        shard limit, or the whole statement is refused (CrateDB creates a write's partitions first)."""
+        new = {ident for doc in docs if (ident := self.partition_of(doc)) is not None} - set(self.partitions)
+        if new and self.room is not None:
+            self.room(self.shards * len(new))
 
     def store(self, row_id: str, doc: dict[str, Any], overwrite: bool = False) -> None:
         """Keep a row; with a primary key a row with the same key is ``DuplicateKeyException`` (4091), or,
@@ -244,8 +265,10 @@ class Table:
             self.by_key[key].doc = doc
             self.written(self.by_key[key])
             return
-        if ident is not None:
-            self.partitions.setdefault(ident, doc.get(self.partitioned_by or ""))
+        if ident is not None and ident not in self.partitions:
+            if self.room is not None:
+                self.room(self.shards)
+            self.partitions[ident] = doc.get(self.partitioned_by or "")
         digest = hashlib.blake2b(row_id.encode(), digest_size=8).digest()
         shard = int.from_bytes(digest, "big") % self.shards
         row = StoredRow(row_id, ident, shard, doc)
@@ -261,12 +284,26 @@ class Table:
 
 
 class Catalog:
-    """All user tables; ``lock`` guards schema changes and row inserts across server threads."""
+    """All user tables; ``lock`` guards schema changes and row inserts across server threads.
+
+    ``max_shards``: ``cluster.max_shards_per_node`` of the one node (transient over persistent over
+    CrateDB's default, 1,000): a table or partition that would open more shards is refused."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self._tables: dict[tuple[str, str], Table] = {}
         self._ids = itertools.count(1)
+        self.max_shards_settings: dict[str, int] = {}  # "transient" / "persistent" -> value
+
+    @property
+    def max_shards(self) -> int:
+        settings = self.max_shards_settings
+        return settings.get("transient", settings.get("persistent", DEFAULT_MAX_SHARDS_PER_NODE))
+
+    def make_room(self, adding: int) -> None:
+        held = sum(table.shards_held for table in self._tables.values())
+        if held + adding > self.max_shards:
+            raise shard_limit(adding, held, self.max_shards)
 
     def next_row_id(self) -> str:
         return f"row{next(self._ids):012d}"
@@ -296,6 +333,9 @@ class Catalog:
                 if if_not_exists:
                     return False
                 raise relation_exists(table.fqn)
+            if table.partitioned_by is None:  # a partitioned table opens shards with its partitions
+                self.make_room(table.shards)
+            table.room = self.make_room
             self._tables[key] = table
             return True
 
