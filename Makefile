@@ -40,7 +40,8 @@ bench: setup
 	$(PY) benchmarks/backfill.py $(if $(BENCH_CRATEDB_URL),--crate-url $(BENCH_CRATEDB_URL))
 
 # A day of >= 1 M rows on a real CrateDB: JSON, Parquet, and dlt (a peer that pulls the rows through its own
-# process); then a range of days of real size (3 tables x 30 days x 100,000 rows) against its COPYs.
+# process); then a range of days of real size (3 tables x 30 days x 100,000 rows) against its COPYs, and the
+# daily run of 1,000 tables (one shard each: the cluster needs room for 1,000 more shards) against theirs.
 # dlt lives in a virtualenv of its own: it is a yardstick, not a dependency of the project.
 PEER_VENV ?= .venv-peer
 $(PEER_VENV)/.installed:
@@ -52,3 +53,4 @@ bench-real: setup $(PEER_VENV)/.installed
 	$(if $(BENCH_CRATEDB_URL),,$(error set BENCH_CRATEDB_URL to a CrateDB someone started, e.g. http://127.0.0.1:4200))
 	$(PY) benchmarks/real_day.py --crate-url $(BENCH_CRATEDB_URL) --peer-python $(PEER_VENV)/bin/python
 	$(PY) benchmarks/backfill.py --crate-url $(BENCH_CRATEDB_URL) --only real-size
+	$(PY) benchmarks/backfill.py --crate-url $(BENCH_CRATEDB_URL) --only daily

@@ -50,10 +50,11 @@ class Verdict:
     value: str
     target: str
     passed: bool
+    informational: bool = False  # a figure measured and reported, without a target
 
     @property
     def word(self) -> str:
-        return "PASS" if self.passed else "FAIL"
+        return "INFO" if self.informational else "PASS" if self.passed else "FAIL"
 
 
 VERDICTS: list[Verdict] = []
@@ -73,6 +74,13 @@ def check(
     VERDICTS.append(verdict)
     print(f"  >> {figure}: {verdict.value} (target {target}) {verdict.word}", flush=True)
     return verdict
+
+
+def reported(figure: str, value: float, unit: str = "x") -> None:
+    """Record and print a figure that has no target, so that the summary shows it beside the others."""
+    verdict = Verdict(figure, f"{value:,.2f}{unit}", "none", True, informational=True)
+    VERDICTS.append(verdict)
+    print(f"  >> {figure}: {verdict.value} ({verdict.word})", flush=True)
 
 
 def failed(figure: str, reason: str) -> None:
