@@ -30,6 +30,7 @@ from cratedb_export.core.storage import MANIFEST, SUCCESS
 from cratedb_export.orchestration.build import build_definitions, resource_from_env
 from cratedb_export.orchestration.freshness import CHECK as LANDED
 from cratedb_export.orchestration.schedules import JOB
+from cratedb_export_testbed.standin.tables import DEFAULT_MAX_SHARDS_PER_NODE
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,6 @@ class CrateUnderTest:
         return problems
 
 
-DEFAULT_MAX_SHARDS_PER_NODE = 1000  # CrateDB's cluster.max_shards_per_node
 # How the tests name the tables they create (uuid4().hex[:10] in the name): what drop_tables_since drops.
 SUITE_TABLE = re.compile(r"(^|_)[0-9a-f]{10}(_|$)")
 
