@@ -164,3 +164,29 @@ def test_values_orjson_would_change_are_parsed_exactly_or_refused():
     assert math.isnan(_convert([("d", "double precision")], b'{"d":NaN}\n').column("d").to_pylist()[0])
     with pytest.raises(PermanentError, match=r"column 'o' \(object\): .*has no JSON text"):
         _convert([("o", "object")], b'{"o":{"x":Infinity}}\n')
+
+
+def test_distinct_values_are_not_stored_as_a_dictionary_and_repeated_ones_are():
+    """A column of distinct timestamps costs about what it costs written plain, where Arrow's default limit
+    would store it as a dictionary plus an index per row; a column of a few hosts keeps its dictionary."""
+    columns = [("ts", "timestamp with time zone"), ("host", "text")]
+    lines = b"".join(b'{"ts":%d,"host":"host-%d"}\n' % (1718409600000 + n * 1317, n % 50) for n in range(65_536))
+    sink = io.BytesIO()
+    writer = ParquetDayWriter(columns, sink, what="doc.t 2024-01-01")
+    writer.add_object(iter([lines]), where="object 0")
+    writer.close()
+    table = pq.read_table(io.BytesIO(sink.getvalue()))
+
+    def sizes(data: bytes) -> list[int]:
+        group = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0)
+        return [group.column(i).total_compressed_size for i in range(2)]
+
+    def written(**options) -> bytes:
+        out = io.BytesIO()
+        pq.write_table(table, out, compression="zstd", row_group_size=65_536, **options)
+        return out.getvalue()
+
+    ours = sizes(sink.getvalue())
+    plain, default = sizes(written(use_dictionary=False)), sizes(written())
+    assert ours[0] <= plain[0] * 1.25 and ours[0] * 1.5 <= default[0], (ours, plain, default)
+    assert ours[1] == default[1], (ours, default)

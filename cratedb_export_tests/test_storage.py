@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import re
+
+import pytest
 from cratedb_export_testbed.support import list_keys
 
+from cratedb_export.core.errors import VerificationError
 from cratedb_export.core.storage import ObjectStore, RunUploads
 from cratedb_export.core.target import DayDirectory, S3Access
 
@@ -85,3 +90,27 @@ def test_clearing_removes_the_marker_and_manifest_first_and_an_empty_directory_c
         ("DeleteObjects", [directory.key("t_0_.json"), directory.key("t_1_.json")]),
     ]
     assert "Contents" not in s3.client().list_objects_v2(Bucket=bucket, Prefix=directory.prefix)
+
+
+def test_gzip_objects_are_read_back_whole_and_a_broken_one_is_named(s3, bucket):
+    """Read-back verification inflates every gzip object CrateDB wrote (ISA-L, zlib's format): a multi-member
+    stream counts whole, and a corrupt or cut-off object fails naming it, never as a count that is off."""
+    store = _store(s3)
+    directory = DayDirectory(bucket, "gz-2024-05-10/")
+    lines = b"".join(b'{"id":%d,"s":"%s"}\n' % (n, b"x" * (n % 97)) for n in range(60_000))
+    whole = gzip.compress(lines[:1_000_000]) + gzip.compress(lines[1_000_000:])  # two members
+    broken = bytearray(whole)
+    broken[len(broken) // 3 : len(broken) // 3 + 64] = b"\xff" * 64
+    objects = {"t_0_.json.gz": whole, "t_1_.json.gz": bytes(broken), "t_2_.json.gz": whole[:-30]}
+    for name, body in objects.items():
+        s3.client().put_object(Bucket=bucket, Key=directory.key(name), Body=body)
+    stored = {o.name: o for o in store.list_directory(directory)}
+
+    assert store.count_rows(directory, stored["t_0_.json.gz"]) == 60_000
+    assert b"".join(store.stream(directory, stored["t_0_.json.gz"])) == lines
+    where = f"s3://{bucket}/{directory.key('t_1_.json.gz')}"
+    with pytest.raises(VerificationError, match=re.escape(where) + " is not a valid gzip stream"):
+        store.count_rows(directory, stored["t_1_.json.gz"])
+    where = f"s3://{bucket}/{directory.key('t_2_.json.gz')}"
+    with pytest.raises(VerificationError, match=re.escape(where) + " is a truncated gzip stream"):
+        store.count_rows(directory, stored["t_2_.json.gz"])

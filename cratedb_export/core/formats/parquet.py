@@ -47,6 +47,12 @@ BATCH_ROWS = 8192  # rows held as Python objects at a time
 NATIVE_CHUNK = 4 << 20  # of NDJSON lines converted natively at a time
 CONVERSION_KEY = "cratedb_export_conversion"  # file key-value metadata: which path converted the rows
 COMPRESSION = "zstd"  # read by pyarrow, DuckDB, Spark 3.2+, Trino/Athena, BigQuery; ~45% smaller than snappy here
+# A column's dictionary stops growing past this many bytes per row group (the rest of the group is written
+# plain). Arrow's default, 1 MiB, is never reached by a 64 Ki-row group of 8-byte values, so a column of
+# distinct timestamps or ids got a whole dictionary plus an index per row: measured, a day of distinct
+# timestamps 40 % smaller, the tutorial's day 13 % smaller and its encoding 1.3x faster; columns of a few
+# thousand distinct values (hosts, codes, two-decimal readings) keep their dictionary and their size.
+DICTIONARY_BYTES = 128 << 10
 
 
 def arrow_schema(columns: Sequence[tuple[str, str]], metadata: dict[str, str] | None = None) -> pa.Schema:
@@ -109,7 +115,9 @@ class ParquetDayWriter:
         # Native days encode and upload a row group in a thread while the next chunk is converted.
         self._write_pool = ThreadPoolExecutor(1, "parquet-write") if self._native is not None else None
         self._writing: Future | None = None
-        self._writer = pq.ParquetWriter(sink, self.schema, compression=compression, store_schema=True)
+        self._writer = pq.ParquetWriter(
+            sink, self.schema, compression=compression, store_schema=True, dictionary_pagesize_limit=DICTIONARY_BYTES
+        )
 
     def add_object(self, chunks: Iterable[bytes], where: str) -> int:
         """Convert one staged NDJSON object (its inflated bytes); the number of lines it held."""
